@@ -1,0 +1,205 @@
+"""ExecutionDriver: the state machine that takes one execution from start to a final phase.
+
+Both the Airflow trigger (deferrable) and the worker (``deferrable=False``) run this same code, so
+the two paths cannot drift apart. It owns the rules of the phase table:
+
+* the executor is asked to *start* until it accepts the task (NOT_READY means "not accepted, ask
+  again"), then to *check* its status;
+* NOT_READY and UNKNOWN back off (exponential with jitter, capped); an exception or a call that
+  takes longer than ``call_timeout`` counts as UNKNOWN, never as a failure;
+* ``unknown_limit`` consecutive UNKNOWNs end the execution as a retryable failure;
+* UNDEFINED (an executor bug or illegal state) ends it as a retryable failure naming the executor;
+* every change of phase or phase version is one ``TaskExecutionEvent`` and one log line.
+
+The driver holds no resources: everything needed to resume is in :meth:`snapshot`, which is
+JSON-safe, so a restarted process resumes where the last one stopped and never starts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from flyteidl.core import literals_pb2, tasks_pb2
+
+from executors.context import TaskContext
+from executors.events import build_task_event
+from executors.interface import EventRecorder, Executor
+from executors.phase import TaskPhase
+from executors.status import ErrorOrigin, TaskError, TaskStatus, retryable_failure
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class PollPolicy:
+    """How often and how patiently an execution is polled (all durations in seconds)."""
+
+    interval: float = 5.0
+    max_backoff: float = 60.0
+    jitter: float = 0.2
+    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]: thousands of
+    triggers deferred at once must not poll in lock step."""
+    unknown_limit: int = 10
+    call_timeout: float = 120.0
+
+    def delay(self, phase: TaskPhase, streak: int) -> float:
+        """Seconds to wait before the next call, after ``streak`` consecutive slow-phase answers."""
+        base = self.interval
+        if phase in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN) and streak > 1:
+            base = min(self.max_backoff, self.interval * 2 ** min(streak - 1, 16))
+        return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PollPolicy:
+        return cls(**data)
+
+
+class ExecutionDriver:
+    """Drive one execution. Not thread-safe; one driver per execution per process.
+
+    ``accepted`` says whether the executor already accepted a start (restore it from a snapshot);
+    ``inputs_loader`` returns the inputs, needed only while the start is not accepted.
+    ``on_change`` is called with each new status (after the event was recorded): the Airflow
+    adapter uses it for the task log line.
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        task: tasks_pb2.TaskTemplate,
+        task_ctx: TaskContext,
+        *,
+        inputs_loader: Callable[[], Awaitable[literals_pb2.LiteralMap]],
+        policy: PollPolicy | None = None,
+        accepted: bool = False,
+        streak: int = 0,
+        event_recorders: tuple[EventRecorder, ...] = (),
+        on_change: Callable[[TaskContext, TaskStatus], None] | None = None,
+    ) -> None:
+        self.executor = executor
+        self.task = task
+        self.ctx = task_ctx
+        self.policy = policy or PollPolicy()
+        self.accepted = accepted
+        self.streak = streak
+        self._inputs_loader = inputs_loader
+        self._recorders = event_recorders
+        self._on_change = on_change
+        self._seen: tuple[TaskPhase, int] | None = (
+            (task_ctx.phase, task_ctx.phase_version) if accepted else None
+        )
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-safe state to resume from in another process."""
+        return {"task_ctx": self.ctx.to_dict(), "accepted": self.accepted, "streak": self.streak}
+
+    async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
+        return await asyncio.wait_for(make(), timeout=self.policy.call_timeout)
+
+    async def step(self) -> TaskStatus:
+        """One call to the executor (start or check), with every rule applied; returns the status."""
+        executor_id = self.executor.get_id()
+        try:
+            if not self.accepted:
+                inputs = await self._inputs_loader()
+                status = await self._call(
+                    "start_task", lambda: self.executor.start_task(self.ctx, self.task, inputs)
+                )
+                if status.phase not in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN):
+                    self.accepted = True
+            else:
+                status = await self._call(
+                    "check_task_status", lambda: self.executor.check_task_status(self.ctx, self.task)
+                )
+        except TimeoutError:
+            status = TaskStatus(
+                TaskPhase.UNKNOWN,
+                err=TaskError(
+                    "CallTimeout",
+                    f"executor {executor_id!r} did not answer within {self.policy.call_timeout:g}s",
+                    ErrorOrigin.SYSTEM,
+                ),
+            )
+        except Exception as exc:  # an executor bug or an unreachable backend: transient
+            log.warning("executor %r raised while %s", executor_id, "checking" if self.accepted else "starting",
+                        exc_info=True)  # fmt: skip
+            status = TaskStatus(
+                TaskPhase.UNKNOWN,
+                err=TaskError(
+                    type(exc).__name__, f"executor {executor_id!r} raised: {exc}", ErrorOrigin.SYSTEM
+                ),
+            )
+
+        if status.phase in (TaskPhase.UNKNOWN, TaskPhase.NOT_READY):
+            self.streak += 1
+        else:
+            self.streak = 0
+        if status.phase is TaskPhase.UNKNOWN and self.streak >= self.policy.unknown_limit:
+            last = status.err.message if status.err else "no detail"
+            status = retryable_failure(
+                TaskError(
+                    "StatusUnknown",
+                    f"executor {executor_id!r} could not report a status {self.streak} times in a row; "
+                    f"last: {last}",
+                    ErrorOrigin.SYSTEM,
+                )
+            )
+        elif status.phase is TaskPhase.UNDEFINED:
+            detail = f": {status.err.message}" if status.err else ""
+            status = retryable_failure(
+                TaskError(
+                    "UndefinedPhase",
+                    f"executor {executor_id!r} reported an undefined phase{detail}",
+                    ErrorOrigin.SYSTEM,
+                )
+            )
+        await self._observe(status)
+        return status
+
+    async def _observe(self, status: TaskStatus) -> None:
+        self.ctx = self.ctx.with_status(status.phase, status.phase_version, status.state)
+        key = (status.phase, status.phase_version)
+        if key == self._seen:
+            return
+        self._seen = key
+        event = build_task_event(
+            self.ctx, status, producer_id=self.executor.get_id(), task_type=self.task.type
+        )
+        for recorder in self._recorders:
+            try:
+                await recorder.record_task_event(event)
+            except Exception:  # losing an event must not fail the task
+                log.warning("event recorder %r failed", recorder, exc_info=True)
+        if self._on_change is not None:
+            self._on_change(self.ctx, status)
+
+    def next_delay(self, status: TaskStatus) -> float:
+        return self.policy.delay(status.phase, self.streak)
+
+    async def run(self, wake: asyncio.Event | None = None) -> TaskStatus:
+        """Step until the execution is over (succeeded or failed); return the final status.
+
+        ``wake``, when set by someone (an executor's enqueue-owner callback), cuts a wait short.
+        """
+        while True:
+            status = await self.step()
+            if status.phase.is_final_for_execution():
+                return status
+            delay = self.next_delay(status)
+            if wake is None:
+                await asyncio.sleep(delay)
+            else:
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                wake.clear()

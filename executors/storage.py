@@ -1,0 +1,170 @@
+"""DataStore: read and write an execution's data at any fsspec URL, without blocking the loop.
+
+References are plain URL strings (``/tmp/run/inputs.pb``, ``file:///...``, ``memory://...``,
+``s3://bucket/...``), so they travel in trigger kwargs as they are. We use fsspec rather than our
+own backends because it already speaks every store our users have, with one API and one way of
+passing credentials (``storage_options``).
+
+Async rule: filesystems with a native async implementation (s3fs, gcsfs, http, ...) are driven
+through their coroutines on the running loop; every other filesystem (local, memory, ...) runs in a
+worker thread via ``asyncio.to_thread``. Either way, no call here blocks an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+import fsspec
+from google.protobuf import message as pb_message
+
+from executors.errors import CorruptDataError, DataNotFoundError, DataStoreError
+
+M = TypeVar("M", bound=pb_message.Message)
+
+
+def join(base: str, *parts: str) -> str:
+    """Join URL path segments with ``/`` (never the OS separator: references are URLs)."""
+    out = base.rstrip("/")
+    for part in parts:
+        out = f"{out}/{part.strip('/')}"
+    return out
+
+
+def protocol_of(reference: str) -> str:
+    """``s3`` for ``s3://b/k``, ``file`` for a plain path or ``file://`` URL."""
+    if "://" in reference:
+        return reference.split("://", 1)[0].lower()
+    return "file"
+
+
+def is_local(reference: str) -> bool:
+    """True for a plain path or a ``file://`` URL."""
+    return protocol_of(reference) in ("file", "local")
+
+
+def local_path(reference: str) -> str:
+    """The filesystem path of a local reference; ValueError for any other URL."""
+    if not is_local(reference):
+        raise ValueError(f"{reference}: not a local path")
+    return reference.split("://", 1)[1] if "://" in reference else reference
+
+
+class DataStore:
+    """Protobuf and bytes I/O over fsspec.
+
+    ``storage_options`` maps a protocol (``s3``, ``gcs``, ...) to the keyword arguments of its
+    fsspec filesystem (credentials, endpoint, ...). Writes to a local path are atomic (written to a
+    temporary sibling and renamed), so a concurrent reader never sees half a file; object stores
+    give the same guarantee natively. Missing parent folders are created.
+
+    Errors: :class:`DataNotFoundError` when a reference does not exist, :class:`CorruptDataError`
+    when it does not parse as the requested message, :class:`DataStoreError` for anything else;
+    each names the reference.
+    """
+
+    def __init__(self, storage_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+        self._storage_options = {k: dict(v) for k, v in (storage_options or {}).items()}
+
+    def _options(self, protocol: str) -> dict[str, Any]:
+        return dict(self._storage_options.get(protocol, {}))
+
+    def filesystem(self, reference: str) -> tuple[Any, str]:
+        """The (synchronous-mode) fsspec filesystem and path for a reference."""
+        fs, path = fsspec.url_to_fs(reference, **self._options(protocol_of(reference)))
+        return fs, path
+
+    async def _async_fs(self, reference: str) -> tuple[Any, str] | None:
+        """An async-mode filesystem bound to the running loop, or None for sync-only filesystems."""
+        protocol = protocol_of(reference)
+        cls = fsspec.get_filesystem_class(protocol)
+        if not getattr(cls, "async_impl", False):
+            return None
+        fs = cls(asynchronous=True, loop=asyncio.get_running_loop(), **self._options(protocol))
+        return fs, fs._strip_protocol(reference)
+
+    async def read_bytes(self, reference: str) -> bytes:
+        try:
+            afs = await self._async_fs(reference)
+            if afs is not None:
+                fs, path = afs
+                data = await fs._cat_file(path)
+            else:
+                data = await asyncio.to_thread(self._read_sync, reference)
+        except FileNotFoundError as exc:
+            raise DataNotFoundError(reference) from exc
+        except DataStoreError:
+            raise
+        except Exception as exc:
+            raise DataStoreError(reference, f"read failed: {type(exc).__name__}: {exc}") from exc
+        return bytes(data)
+
+    def _read_sync(self, reference: str) -> bytes:
+        fs, path = self.filesystem(reference)
+        return fs.cat_file(path)  # type: ignore[no-any-return]
+
+    async def write_bytes(self, reference: str, data: bytes) -> None:
+        try:
+            afs = await self._async_fs(reference)
+            if afs is not None:
+                fs, path = afs
+                parent = path.rsplit("/", 1)[0]
+                if parent:
+                    await fs._makedirs(parent, exist_ok=True)
+                await fs._pipe_file(path, data)
+            else:
+                await asyncio.to_thread(self._write_sync, reference, data)
+        except DataStoreError:
+            raise
+        except Exception as exc:
+            raise DataStoreError(reference, f"write failed: {type(exc).__name__}: {exc}") from exc
+
+    def _write_sync(self, reference: str, data: bytes) -> None:
+        if is_local(reference):
+            path = local_path(reference)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            return
+        fs, path = self.filesystem(reference)
+        parent = path.rsplit("/", 1)[0]
+        if parent:
+            fs.makedirs(parent, exist_ok=True)
+        fs.pipe_file(path, data)
+
+    async def exists(self, reference: str) -> bool:
+        try:
+            afs = await self._async_fs(reference)
+            if afs is not None:
+                fs, path = afs
+                return bool(await fs._exists(path))
+            fs, path = self.filesystem(reference)
+            return bool(await asyncio.to_thread(fs.exists, path))
+        except Exception as exc:
+            raise DataStoreError(reference, f"exists check failed: {type(exc).__name__}: {exc}") from exc
+
+    async def read_protobuf(self, reference: str, message_type: type[M]) -> M:
+        """Read and parse one protobuf message; a truncated or foreign file is CorruptDataError."""
+        data = await self.read_bytes(reference)
+        message = message_type()
+        try:
+            message.ParseFromString(data)
+        except Exception as exc:  # protobuf raises DecodeError, sometimes RuntimeWarning-ish others
+            raise CorruptDataError(
+                reference,
+                f"not a valid {message_type.DESCRIPTOR.full_name} ({len(data)} bytes): {exc}",
+            ) from exc
+        return message
+
+    async def write_protobuf(self, reference: str, message: pb_message.Message) -> None:
+        # Deterministic serialization: identical messages give identical bytes (map order).
+        await self.write_bytes(reference, message.SerializeToString(deterministic=True))

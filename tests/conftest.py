@@ -1,0 +1,91 @@
+"""Fixtures shared by the whole suite: real data stores, real protobufs, real processes."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import pytest
+from flyteidl.core import identifier_pb2, interface_pb2, tasks_pb2, types_pb2
+
+from executors import DataStore, TaskContext, TaskExecutionID
+
+INT = types_pb2.LiteralType(simple=types_pb2.INTEGER)
+
+# Reads inputs.pb, writes outputs.pb with y = 2 * x, using only flyteidl (like a real task would).
+DOUBLER = """
+import sys
+from flyteidl.core import literals_pb2
+inputs = literals_pb2.LiteralMap()
+with open(sys.argv[1], "rb") as fh:
+    inputs.ParseFromString(fh.read())
+x = inputs.literals["x"].scalar.primitive.integer
+out = literals_pb2.LiteralMap()
+out.literals["y"].scalar.primitive.integer = 2 * x
+with open(sys.argv[2] + "/outputs.pb", "wb") as fh:
+    fh.write(out.SerializeToString())
+print("doubled", x)
+"""
+
+
+def make_identifier(
+    node: str = "double", run: str = "run-1", attempt: int = 0, task_name: str = "tests.double"
+) -> identifier_pb2.TaskExecutionIdentifier:
+    ident = identifier_pb2.TaskExecutionIdentifier(retry_attempt=attempt)
+    ident.task_id.resource_type = identifier_pb2.TASK
+    ident.task_id.project = "tests"
+    ident.task_id.domain = "development"
+    ident.task_id.name = task_name
+    ident.task_id.version = "1"
+    ident.node_execution_id.node_id = node
+    ident.node_execution_id.execution_id.project = "tests"
+    ident.node_execution_id.execution_id.domain = "development"
+    ident.node_execution_id.execution_id.name = run
+    return ident
+
+
+def make_template(
+    command: Sequence[str],
+    inputs: dict[str, types_pb2.LiteralType] | None = None,
+    outputs: dict[str, types_pb2.LiteralType] | None = None,
+    env: dict[str, str] | None = None,
+) -> tasks_pb2.TaskTemplate:
+    template = tasks_pb2.TaskTemplate(type="container")
+    template.id.resource_type = 1
+    template.id.name = "tests.task"
+    for name, lt in (inputs or {}).items():
+        template.interface.inputs.variables[name].CopyFrom(interface_pb2.Variable(type=lt))
+    for name, lt in (outputs or {}).items():
+        template.interface.outputs.variables[name].CopyFrom(interface_pb2.Variable(type=lt))
+    template.container.image = "ignored"
+    template.container.command.extend(command)
+    for k, v in (env or {}).items():
+        template.container.env.add(key=k, value=v)
+    return template
+
+
+def python_template(script: str, *extra_args: str, **kwargs: object) -> tasks_pb2.TaskTemplate:
+    return make_template(["python", "-c", script, *extra_args], **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store() -> DataStore:
+    return DataStore()
+
+
+@pytest.fixture
+def make_ctx(tmp_path: os.PathLike[str]) -> Callable[..., TaskContext]:
+    """A TaskContext whose data dir is a fresh local folder; kwargs go to make_identifier."""
+
+    def make(**kwargs: object) -> TaskContext:
+        ident = make_identifier(**kwargs)  # type: ignore[arg-type]
+        exec_id = TaskExecutionID.create(ident)
+        return TaskContext(task_execution_id=exec_id, data_dir=os.path.join(str(tmp_path), exec_id.generated_name))
+
+    return make
+
+
+@pytest.fixture
+def python_exe() -> str:
+    return sys.executable
