@@ -18,6 +18,7 @@ JSON-safe, so a restarted process resumes where the last one stopped and never s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
@@ -130,8 +131,8 @@ class ExecutionDriver:
                 ),
             )
         except Exception as exc:  # an executor bug or an unreachable backend: transient
-            log.warning("executor %r raised while %s", executor_id, "checking" if self.accepted else "starting",
-                        exc_info=True)  # fmt: skip
+            doing = "checking" if self.accepted else "starting"
+            log.warning("executor %r raised while %s", executor_id, doing, exc_info=True)
             status = TaskStatus(
                 TaskPhase.UNKNOWN,
                 err=TaskError(
@@ -198,8 +199,6 @@ class ExecutionDriver:
             if wake is None:
                 await asyncio.sleep(delay)
             else:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
                 wake.clear()

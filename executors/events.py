@@ -34,7 +34,7 @@ _ERROR_KIND = {
 
 def event_phase(phase: TaskPhase) -> int:
     """The ``flyteidl.core.TaskExecution.Phase`` reported for a :class:`TaskPhase`."""
-    return _EVENT_PHASE[phase]
+    return int(_EVENT_PHASE[phase])
 
 
 def build_task_event(

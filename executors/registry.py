@@ -67,8 +67,7 @@ class ExecutorRegistry:
                 cls = ep.load()
                 if getattr(cls, "id", None) != ep.name:
                     raise DuplicateExecutorError(
-                        f"{source} loads a class whose id is {getattr(cls, 'id', None)!r}, "
-                        f"not {ep.name!r}"
+                        f"{source} loads a class whose id is {getattr(cls, 'id', None)!r}, not {ep.name!r}"
                     )
                 self.register(cls, source=source)
             self._loaded = True

@@ -18,7 +18,7 @@ None, lists and dicts of those).
 """
 
 
-class ErrorOrigin(str, enum.Enum):
+class ErrorOrigin(enum.StrEnum):
     """Who caused a failure; mirrors ``flyteidl.core.execution_pb2.ExecutionError.ErrorKind``."""
 
     UNKNOWN = "unknown"
@@ -48,9 +48,7 @@ class TaskError:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TaskError:
-        return cls(
-            code=str(data["code"]), message=str(data["message"]), origin=ErrorOrigin(data["origin"])
-        )
+        return cls(code=str(data["code"]), message=str(data["message"]), origin=ErrorOrigin(data["origin"]))
 
     def __str__(self) -> str:
         return f"[{self.origin.value}:{self.code}] {self.message}"

@@ -163,7 +163,7 @@ class DataStore:
                 reference,
                 f"not a valid {message_type.DESCRIPTOR.full_name} ({len(data)} bytes): {exc}",
             ) from exc
-        return message
+        return message  # type: ignore[no-any-return]
 
     async def write_protobuf(self, reference: str, message: pb_message.Message) -> None:
         # Deterministic serialization: identical messages give identical bytes (map order).

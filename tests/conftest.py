@@ -81,7 +81,9 @@ def make_ctx(tmp_path: os.PathLike[str]) -> Callable[..., TaskContext]:
     def make(**kwargs: object) -> TaskContext:
         ident = make_identifier(**kwargs)  # type: ignore[arg-type]
         exec_id = TaskExecutionID.create(ident)
-        return TaskContext(task_execution_id=exec_id, data_dir=os.path.join(str(tmp_path), exec_id.generated_name))
+        return TaskContext(
+            task_execution_id=exec_id, data_dir=os.path.join(str(tmp_path), exec_id.generated_name)
+        )
 
     return make
 

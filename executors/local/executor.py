@@ -40,6 +40,7 @@ from executors.context import TaskContext
 from executors.errors import CorruptDataError, DataStoreError, TemplateRenderError
 from executors.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
 from executors.outputs import OutputsResolver, read_error_document, status_from_error_document
+from executors.phase import TaskPhase
 from executors.status import (
     TASK_STATUS_QUEUED,
     ErrorOrigin,
@@ -51,7 +52,6 @@ from executors.status import (
 )
 from executors.storage import DataStore, is_local, local_path
 from executors.templating import TemplateParameters, render_command
-from executors.phase import TaskPhase
 
 SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.py")
 
@@ -205,7 +205,7 @@ class LocalExecutor(Executor):
     async def start_task(
         self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, inputs: literals_pb2.LiteralMap
     ) -> TaskStatus:
-        if not task.HasField("container") or not task.container.command and not task.container.args:
+        if not task.HasField("container") or (not task.container.command and not task.container.args):
             return permanent_failure(
                 TaskError(
                     "MissingContainer",
@@ -226,7 +226,9 @@ class LocalExecutor(Executor):
                     )
                 )
         try:
-            command = render_command([*task.container.command, *task.container.args], self._params(task_ctx, inputs))
+            command = render_command(
+                [*task.container.command, *task.container.args], self._params(task_ctx, inputs)
+            )
         except TemplateRenderError as exc:
             return permanent_failure(TaskError("InvalidCommand", str(exc), ErrorOrigin.USER))
         env = self._environment(task_ctx, task)
@@ -295,7 +297,11 @@ class LocalExecutor(Executor):
         os.makedirs(os.path.dirname(stdout_path), exist_ok=True)
         cwd = os.path.join(self.execution_dir(task_ctx), "work")
         os.makedirs(cwd, exist_ok=True)
-        for ref in (task_ctx.outputs_file, task_ctx.raw_output_prefix + "/x", task_ctx.checkpoint_prefix + "/x"):
+        for ref in (
+            task_ctx.outputs_file,
+            task_ctx.raw_output_prefix + "/x",
+            task_ctx.checkpoint_prefix + "/x",
+        ):
             if is_local(ref):
                 os.makedirs(os.path.dirname(local_path(ref)), exist_ok=True)
         spec_path = os.path.join(state_dir, "spec.json")
@@ -519,7 +525,9 @@ class LocalExecutor(Executor):
             os.killpg(pgid, signal.SIGKILL)
         # SIGKILL cannot be ignored, but the kernel takes a moment: return only once it is done.
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and await asyncio.to_thread(_group_members, pgid, not_before):
+        while time.monotonic() < deadline:
+            if not await asyncio.to_thread(_group_members, pgid, not_before):
+                return
             await asyncio.sleep(0.05)
 
     # -- outputs -----------------------------------------------------------------------------

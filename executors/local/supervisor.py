@@ -19,15 +19,17 @@ Protocol with the launcher:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 
 
-def _write_json_atomic(path: str, data: dict[str, object]) -> None:
+def _write_json_atomic(path: str, data: Mapping[str, object]) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w") as fh:
         json.dump(data, fh)
@@ -82,20 +84,16 @@ def main(spec_path: str) -> int:
 
     def forward(signum: int, _frame: object) -> None:
         # Someone signalled the supervisor itself: pass it on to the task's group.
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signum)
-        except ProcessLookupError:
-            pass
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
 
     exit_code = proc.wait()
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)  # leftovers of the task's process group
-    except (ProcessLookupError, PermissionError):
-        pass
     _write_json_atomic(
         os.path.join(state_dir, "exit.json"), {"exit_code": exit_code, "ended_at": time.time()}
     )

@@ -6,7 +6,14 @@ import re
 import pytest
 from flyteidl.core import tasks_pb2
 
-from executors import OwnerReference, TaskContext, TaskExecutionID, TaskOverrides, TaskPhase, generated_name_for
+from executors import (
+    OwnerReference,
+    TaskContext,
+    TaskExecutionID,
+    TaskOverrides,
+    TaskPhase,
+    generated_name_for,
+)
 from tests.conftest import make_identifier
 
 DNS_1123 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")

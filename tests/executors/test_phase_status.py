@@ -51,7 +51,9 @@ def test_phase_values_are_the_seeds_iota() -> None:
         (TaskPhase.UNKNOWN, False, False, False, False),
     ],
 )
-def test_phase_helpers(phase: TaskPhase, terminal: bool, permanent: bool, retryable: bool, final: bool) -> None:
+def test_phase_helpers(
+    phase: TaskPhase, terminal: bool, permanent: bool, retryable: bool, final: bool
+) -> None:
     assert phase.is_terminal() is terminal
     assert phase.is_permanent_failure() is permanent
     assert phase.is_retryable_failure() is retryable

@@ -13,7 +13,7 @@ import pytest
 from executors import DuplicateExecutorError, ExecutorRegistry, UnknownExecutorError, known_executor_ids
 from executors.local import LocalExecutor
 
-MODULE = '''
+MODULE = """
 from executors.local import LocalExecutor
 
 class FakeCloudExecutor(LocalExecutor):
@@ -24,7 +24,7 @@ class OtherCloudExecutor(LocalExecutor):
 
 class MisnamedExecutor(LocalExecutor):
     id = "something-else"
-'''
+"""
 
 
 @pytest.fixture

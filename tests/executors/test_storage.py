@@ -96,7 +96,12 @@ async def test_unwritable_location_is_a_clear_error(store: DataStore, tmp_path: 
 
 @pytest.mark.parametrize(
     ("ref", "protocol", "local"),
-    [("/a/b", "file", True), ("file:///a/b", "file", True), ("s3://b/k", "s3", False), ("memory://x", "memory", False)],
+    [
+        ("/a/b", "file", True),
+        ("file:///a/b", "file", True),
+        ("s3://b/k", "s3", False),
+        ("memory://x", "memory", False),
+    ],
 )
 def test_reference_helpers(ref: str, protocol: str, local: bool) -> None:
     assert protocol_of(ref) == protocol

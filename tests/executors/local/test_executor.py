@@ -28,7 +28,9 @@ from executors import (
 from executors.local import LocalExecutor
 from tests.conftest import DOUBLER, INT, make_template, python_template
 
-DOUBLE_TEMPLATE = python_template(DOUBLER, "{{.input}}", "{{.outputPrefix}}", inputs={"x": INT}, outputs={"y": INT})
+DOUBLE_TEMPLATE = python_template(
+    DOUBLER, "{{.input}}", "{{.outputPrefix}}", inputs={"x": INT}, outputs={"y": INT}
+)
 
 
 def int_inputs(**values: int) -> literals_pb2.LiteralMap:
@@ -66,7 +68,9 @@ async def wait_final(
     raise AssertionError(f"still {status} after {timeout}s")
 
 
-async def test_success_with_typed_outputs(executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]) -> None:
+async def test_success_with_typed_outputs(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
     ctx = make_ctx()
     first = await start(executor, store, ctx, DOUBLE_TEMPLATE, int_inputs(x=21))
     assert first.phase is TaskPhase.RUNNING
@@ -99,7 +103,11 @@ def error_script(kind: str) -> str:
     [("RECOVERABLE", TaskPhase.RETRYABLE_FAILURE), ("NON_RECOVERABLE", TaskPhase.PERMANENT_FAILURE)],
 )
 async def test_user_error_via_error_pb(
-    kind: str, phase: TaskPhase, executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+    kind: str,
+    phase: TaskPhase,
+    executor: LocalExecutor,
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
 ) -> None:
     ctx = make_ctx()
     template = python_template(error_script(kind), "{{.outputPrefix}}")
@@ -107,7 +115,11 @@ async def test_user_error_via_error_pb(
     status = await wait_final(executor, ctx, template)
     assert status.phase is phase
     assert status.err is not None
-    assert (status.err.code, status.err.message, status.err.origin) == ("BadThing", "the input was odd", ErrorOrigin.USER)
+    assert (status.err.code, status.err.message, status.err.origin) == (
+        "BadThing",
+        "the input was odd",
+        ErrorOrigin.USER,
+    )
 
 
 async def test_crash_is_retryable_with_the_log_tail(
@@ -156,18 +168,28 @@ async def test_template_without_container_is_permanent(
     template.id.name = "my.sql.task"
     status = await executor.start_task(make_ctx(), template, literals_pb2.LiteralMap())
     assert status.phase is TaskPhase.PERMANENT_FAILURE
-    assert status.err is not None and "my.sql.task" in status.err.message and "no container" in status.err.message
+    assert (
+        status.err is not None
+        and "my.sql.task" in status.err.message
+        and "no container" in status.err.message
+    )
 
 
 async def test_unknown_placeholder_is_permanent(
     executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
 ) -> None:
-    status = await executor.start_task(make_ctx(), make_template(["echo", "{{.nope}}"]), literals_pb2.LiteralMap())
+    status = await executor.start_task(
+        make_ctx(), make_template(["echo", "{{.nope}}"]), literals_pb2.LiteralMap()
+    )
     assert status.phase is TaskPhase.PERMANENT_FAILURE
-    assert status.err is not None and status.err.code == "InvalidCommand" and "{{.nope}}" in status.err.message
+    assert (
+        status.err is not None and status.err.code == "InvalidCommand" and "{{.nope}}" in status.err.message
+    )
 
 
-async def test_memory_data_dir_is_rejected(executor: LocalExecutor, make_ctx: Callable[..., TaskContext]) -> None:
+async def test_memory_data_dir_is_rejected(
+    executor: LocalExecutor, make_ctx: Callable[..., TaskContext]
+) -> None:
     ctx = make_ctx()
     ctx = TaskContext(task_execution_id=ctx.task_execution_id, data_dir="memory://somewhere/x")
     status = await executor.start_task(ctx, DOUBLE_TEMPLATE, int_inputs(x=1))
@@ -273,14 +295,21 @@ async def test_kill_escalates_to_sigkill_after_the_grace_period(
     t0 = time.monotonic()
     await executor.kill_task(ctx, "stop")
     assert 1.5 < time.monotonic() - t0 < 6
-    assert not psutil.pid_exists(status.state["pid"]) or psutil.Process(status.state["pid"]).status() == psutil.STATUS_ZOMBIE  # type: ignore[index]
+    assert (
+        not psutil.pid_exists(status.state["pid"])
+        or psutil.Process(status.state["pid"]).status() == psutil.STATUS_ZOMBIE
+    )  # type: ignore[index]
 
 
-async def test_kill_of_unknown_execution_is_a_no_op(executor: LocalExecutor, make_ctx: Callable[..., TaskContext]) -> None:
+async def test_kill_of_unknown_execution_is_a_no_op(
+    executor: LocalExecutor, make_ctx: Callable[..., TaskContext]
+) -> None:
     await executor.kill_task(make_ctx(), "nothing there")
 
 
-async def test_check_of_unstarted_execution_is_undefined(executor: LocalExecutor, make_ctx: Callable[..., TaskContext]) -> None:
+async def test_check_of_unstarted_execution_is_undefined(
+    executor: LocalExecutor, make_ctx: Callable[..., TaskContext]
+) -> None:
     status = await executor.check_task_status(make_ctx(), DOUBLE_TEMPLATE)
     assert status.phase is TaskPhase.UNDEFINED
     assert status.err is not None and "no local execution named" in status.err.message
@@ -302,7 +331,9 @@ async def test_not_ready_at_the_concurrency_limit(
     assert (await other.start_task(ctxs[2], template, literals_pb2.LiteralMap())).phase is TaskPhase.NOT_READY
     await wait_final(executor, ctxs[0], template)
     await wait_final(executor, ctxs[1], template)
-    assert (await executor.start_task(ctxs[2], template, literals_pb2.LiteralMap())).phase is TaskPhase.RUNNING
+    assert (
+        await executor.start_task(ctxs[2], template, literals_pb2.LiteralMap())
+    ).phase is TaskPhase.RUNNING
     assert (await wait_final(executor, ctxs[2], template)).phase is TaskPhase.SUCCEEDED
 
 
@@ -333,7 +364,10 @@ async def test_lost_supervisor_is_detected(
 
 
 async def test_environment_is_template_plus_overrides_without_the_starters_secrets(
-    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], monkeypatch: pytest.MonkeyPatch
+    executor: LocalExecutor,
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import dataclasses
 
@@ -356,11 +390,16 @@ async def test_error_pb_that_does_not_parse_is_retryable_naming_the_file(
     executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
 ) -> None:
     ctx = make_ctx()
-    template = python_template("import sys; open(sys.argv[1] + '/error.pb', 'wb').write(b'\\xff\\xff'); sys.exit(1)", "{{.outputPrefix}}")
+    template = python_template(
+        "import sys; open(sys.argv[1] + '/error.pb', 'wb').write(b'\\xff\\xff'); sys.exit(1)",
+        "{{.outputPrefix}}",
+    )
     await start(executor, store, ctx, template)
     status = await wait_final(executor, ctx, template)
     assert status.phase is TaskPhase.RETRYABLE_FAILURE
-    assert status.err is not None and status.err.code == "CorruptErrorFile" and "error.pb" in status.err.message
+    assert (
+        status.err is not None and status.err.code == "CorruptErrorFile" and "error.pb" in status.err.message
+    )
 
 
 _ = (errors_pb2, execution_pb2)
