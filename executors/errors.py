@@ -61,3 +61,7 @@ class UnknownExecutorError(ExecutorsError, LookupError):
 
 class DuplicateExecutorError(ExecutorsError, ValueError):
     """Two executors claim the same id."""
+
+
+class TaskTemplateError(ExecutorsError, ValueError):
+    """A task template could not be loaded or built; the message names the file or field."""

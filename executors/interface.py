@@ -162,6 +162,17 @@ class Executor(abc.ABC):
     async def kill_task(self, task_ctx: TaskContext, reason: str) -> None:
         """Stop the execution and release what it holds. Idempotent."""
 
+    # -- optional extras (not in the seed): defaults do nothing --------------------------------
+
+    def get_run_url(self, task_ctx: TaskContext) -> str | None:
+        """A link to the execution in the backend's own UI (shown as Airflow's "Executor run")."""
+        return None
+
+    async def read_logs(self, task_ctx: TaskContext, max_bytes: int = 64_000) -> str | None:
+        """The last ``max_bytes`` of the execution's output, copied into the Airflow task log at
+        the end. ``None`` when the backend keeps no logs we can read."""
+        return None
+
     @abc.abstractmethod
     async def resolve_outputs(
         self, task_ctx: TaskContext, *output_variables: str

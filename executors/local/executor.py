@@ -530,6 +530,20 @@ class LocalExecutor(Executor):
                 return
             await asyncio.sleep(0.05)
 
+    # -- extras ------------------------------------------------------------------------------
+
+    def get_run_url(self, task_ctx: TaskContext) -> str | None:
+        return "file://" + os.path.join(self.execution_dir(task_ctx), "logs")
+
+    async def read_logs(self, task_ctx: TaskContext, max_bytes: int = 64_000) -> str | None:
+        stdout_path, stderr_path = self.log_paths(task_ctx)
+        parts = []
+        for label, path in (("stdout", stdout_path), ("stderr", stderr_path)):
+            text = await asyncio.to_thread(_tail, path, max_bytes // 2)
+            if text:
+                parts.append(f"----- {label} ({path}) -----\n{text}")
+        return "\n".join(parts) or None
+
     # -- outputs -----------------------------------------------------------------------------
 
     async def resolve_outputs(

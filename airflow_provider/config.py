@@ -1,0 +1,102 @@
+"""The provider's configuration section, ``[provider_executors]`` (env: ``AIRFLOW__PROVIDER_EXECUTORS__*``).
+
+Every option has a default that works on a laptop; ``get_provider_info()`` declares the same options
+so ``airflow config list`` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+SECTION = "provider_executors"
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "data_dir": {
+        "description": "fsspec URL under which each execution gets its folder "
+        "({data_dir}/{dag_id}/{run_id}/{task_id}[/{map_index}]/{try}). Empty: $AIRFLOW_HOME/executions.",
+        "type": "string",
+        "example": "s3://my-bucket/airflow-executions",
+        "default": "",
+    },
+    "default_deferrable": {
+        "description": "Whether ExecutorOperator defers to the triggerer by default.",
+        "type": "boolean",
+        "example": "False",
+        "default": "True",
+    },
+    "poll_interval": {
+        "description": "Seconds between two status checks of a running execution.",
+        "type": "float",
+        "example": "10",
+        "default": "5",
+    },
+    "unknown_limit": {
+        "description": "Consecutive checks that could not determine the status (backend unreachable) "
+        "before the attempt fails as retryable.",
+        "type": "integer",
+        "example": "20",
+        "default": "10",
+    },
+    "call_timeout": {
+        "description": "Seconds one executor call (start, check, kill) may take before it counts as a "
+        "transient failure.",
+        "type": "float",
+        "example": "60",
+        "default": "120",
+    },
+    "executor_config": {
+        "description": "JSON object: executor id to keyword arguments of that executor, "
+        'e.g. {"local": {"max_concurrent": 8}}. An operator\'s executor_config is merged on top.',
+        "type": "string",
+        "example": '{"local": {"max_concurrent": 8}}',
+        # Airflow str.format()s defaults: no braces here, empty means {}.
+        "default": "",
+    },
+}
+
+
+def _raw(key: str) -> str:
+    from airflow.sdk import conf
+
+    return str(conf.get(SECTION, key, fallback=OPTIONS[key]["default"]))
+
+
+def data_dir() -> str:
+    configured = _raw("data_dir").strip()
+    if configured:
+        return configured
+    home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
+    return os.path.join(home, "executions")
+
+
+def default_deferrable() -> bool:
+    return _raw("default_deferrable").strip().lower() in ("true", "1", "yes", "on")
+
+
+def poll_interval() -> float:
+    return float(_raw("poll_interval"))
+
+
+def unknown_limit() -> int:
+    return int(_raw("unknown_limit"))
+
+
+def call_timeout() -> float:
+    return float(_raw("call_timeout"))
+
+
+def executor_config(executor_id: str) -> dict[str, Any]:
+    """The configured keyword arguments for one executor; a malformed option is a clear error."""
+    raw = _raw("executor_config")
+    try:
+        parsed = json.loads(raw or "{}")
+    except ValueError as exc:
+        raise ValueError(f"[{SECTION}] executor_config is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise ValueError(f"[{SECTION}] executor_config must be a JSON object, got {type(parsed).__name__}")
+    config = parsed.get(executor_id, {})
+    if not isinstance(config, dict):
+        raise ValueError(f"[{SECTION}] executor_config[{executor_id!r}] must be a JSON object")
+    return config

@@ -1,0 +1,99 @@
+"""Initialized executors shared by everything on one event loop, and the wake-up registry.
+
+In the triggerer, thousands of ``ExecutorTrigger`` s run on one loop: they share one initialized
+executor per (id, configuration) instead of building one each, exactly as Flyte initializes a
+plugin once per process. The pool is per event loop because executors may hold loop-bound
+resources (an async HTTP client); a worker's ``asyncio.run`` gets a fresh pool each time.
+
+``enqueue_owner`` (the seed's EnqueueOwner) wakes the trigger waiting on an owner id at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from typing import Any
+
+from airflow_provider.stats import AirflowStatsScope
+from executors import (
+    DataStore,
+    Executor,
+    ExecutorInitializationParameters,
+    create_executor,
+)
+from executors.events import DataStoreEventRecorder
+
+
+class _LoopPool:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.executors: dict[str, asyncio.Future[Executor]] = {}
+        self.wakers: dict[str, asyncio.Event] = {}
+
+    def enqueue_owner(self, owner_id: str) -> None:
+        # May be called from any thread (a backend's notification thread): hop onto the loop.
+        def wake() -> None:
+            event = self.wakers.get(owner_id)
+            if event is not None:
+                event.set()
+
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self.loop.call_soon_threadsafe(wake)
+
+
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = weakref.WeakKeyDictionary()
+
+
+def _pool() -> _LoopPool:
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = _pools[loop] = _LoopPool(loop)
+    return pool
+
+
+async def get_executor(executor_id: str, config: dict[str, Any], store: DataStore) -> Executor:
+    """The initialized executor for this id and configuration on the running loop.
+
+    Raises what the registry raises for an unknown id and what ``initialize`` raises; a failed
+    initialization is not cached, so the next call tries again.
+    """
+    pool = _pool()
+    key = f"{executor_id}:{json.dumps(config, sort_keys=True, default=str)}"
+    future = pool.executors.get(key)
+    if future is None:
+        future = pool.loop.create_future()
+        pool.executors[key] = future
+        try:
+            executor = create_executor(executor_id, **config)
+            await executor.initialize(
+                ExecutorInitializationParameters(
+                    data_store=store,
+                    event_recorder=DataStoreEventRecorder(store),
+                    enqueue_owner=pool.enqueue_owner,
+                    owner_kind="TaskInstance",
+                    metrics_scope=AirflowStatsScope(f"executors.{executor_id}"),
+                )
+            )
+        except BaseException as exc:
+            del pool.executors[key]
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: concurrent waiters re-raise it themselves
+            raise
+        future.set_result(executor)
+    return await asyncio.shield(future)
+
+
+def wake_event(owner_id: str) -> asyncio.Event:
+    """The event set when the executor asks to re-check ``owner_id``; release it when done."""
+    pool = _pool()
+    event = pool.wakers.get(owner_id)
+    if event is None:
+        event = pool.wakers[owner_id] = asyncio.Event()
+    return event
+
+
+def release_wake_event(owner_id: str) -> None:
+    _pool().wakers.pop(owner_id, None)

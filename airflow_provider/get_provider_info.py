@@ -1,0 +1,53 @@
+"""Provider metadata read by Airflow's providers manager (entry point ``apache_airflow_provider``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider import __version__
+from airflow_provider.config import OPTIONS, SECTION
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-executors",
+        "name": "Task executors (Flyte-style)",
+        "description": "Run typed Flyte tasks on pluggable executors (local process, Ray, ...) with "
+        "deferrable operators, phase-to-state mapping and XCom outputs.",
+        "versions": [__version__],
+        "integrations": [
+            {
+                "integration-name": "Task executors",
+                "external-doc-url": "https://pypi.org/project/airflow-provider-executors/",
+                "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {"integration-name": "Task executors", "python-modules": ["airflow_provider.operators"]}
+        ],
+        "triggers": [{"integration-name": "Task executors", "python-modules": ["airflow_provider.triggers"]}],
+        "hooks": [{"integration-name": "Task executors", "python-modules": ["airflow_provider.hooks"]}],
+        "connection-types": [
+            {
+                "connection-type": "executor",
+                "hook-class-name": "airflow_provider.hooks.ExecutorHook",
+                "hook-name": "Task executor",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login"],
+                    "relabeling": {"host": "Backend address", "password": "Token"},
+                    "placeholders": {
+                        "host": "http://127.0.0.1:8265",
+                        "extra": '{"max_concurrent": 8}',
+                    },
+                },
+                "conn-fields": {},
+            }
+        ],
+        "extra-links": ["airflow_provider.links.ExecutorRunLink"],
+        "config": {
+            SECTION: {
+                "description": "Defaults of the task-executor provider (ExecutorOperator, ExecutorTrigger).",
+                "options": {name: {**option, "version_added": "0.1.0"} for name, option in OPTIONS.items()},
+            }
+        },
+    }

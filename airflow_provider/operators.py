@@ -1,0 +1,442 @@
+"""ExecutorOperator: run a typed task on a pluggable executor, deferring while it runs."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import json
+from collections.abc import Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from flyteidl.core import literals_pb2, tasks_pb2
+
+from airflow_provider import config, executor_pool
+from airflow_provider.execution import (
+    ExecutionHandle,
+    failure_message,
+    open_driver,
+    phase_logger,
+    read_template,
+)
+from airflow_provider.identity import execution_folder, node_id, task_execution_identifier
+from airflow_provider.links import RUN_URL_XCOM_KEY, ExecutorRunLink
+from airflow_provider.triggers import ExecutorTrigger
+from executors import (
+    DataStore,
+    DataStoreError,
+    ExecutionDriver,
+    Executor,
+    ExecutorsError,
+    OwnerReference,
+    PollPolicy,
+    TaskContext,
+    TaskExecutionID,
+    TaskOverrides,
+    TaskPhase,
+    TaskStatus,
+    get_executor_class,
+    known_executor_ids,
+)
+from executors.literals import from_literal_map, to_literal_map
+from executors.resources import resources_from_mapping
+from executors.task_template import (
+    TaskTemplateSource,
+    build_task_template,
+    load_task_template,
+    template_to_dict,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+T = TypeVar("T")
+
+STATE_KEY = "executors.execution"
+"""Task state store key holding the execution this task instance last started (see README)."""
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from synchronous operator code, even if a loop already runs here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+class ExecutorOperator(BaseOperator):
+    """Run a typed task (a Flyte ``TaskTemplate``) on an executor and publish its outputs to XCom.
+
+    :param executor_id: registry id of the task executor (``local``, ``ray``, ...). Not called
+        ``executor``: that name is BaseOperator's own (which *Airflow* executor runs the worker part),
+        and reusing it would break DAG parsing and mapping.
+    :param task_template: a ``TaskTemplate``, its JSON form (dict), or the path/URL of a serialized
+        one (``.pb`` binary or ``.json``). Not Jinja-rendered: its command uses Flyte's ``{{.input}}``
+        placeholders, which Jinja would reject.
+    :param command: instead of ``task_template``: the container command (a list of strings, Flyte
+        placeholders allowed) ...
+    :param input_types: ... with the Python types of its inputs (``{"x": int}``) ...
+    :param output_types: ... and of its outputs (``{"y": list[float]}``); the command writes
+        ``outputs.pb`` under ``{{.outputPrefix}}``.
+    :param inputs: the task's inputs as Python values (Jinja-templated; XComArgs work). Checked
+        against the interface before anything starts: a wrong value fails the task without retry,
+        naming the variable.
+    :param data_dir: fsspec URL under which the execution gets its folder; default from
+        ``[provider_executors] data_dir``, else ``$AIRFLOW_HOME/executions``.
+    :param poll_interval: seconds between status checks (default from config, 5).
+    :param deferrable: wait in the triggerer (default from config, True) or in this worker.
+    :param timeout: the execution is killed and the attempt fails (retryable) after this long.
+    :param requests: resource requests, Flyte style: ``{"cpu": "2", "memory": "4Gi", "gpu": 1}``.
+    :param limits: resource limits, same form. (Not ``resources``: BaseOperator owns that name.)
+    :param environment: extra environment variables of the task (win over the template's).
+    :param executor_options: keyword arguments of the executor, merged over ``[provider_executors]
+        executor_config``. (Not ``executor_config``: BaseOperator owns that name.)
+    :param config: free-form executor configuration for this execution (the seed's ConfigMap).
+    :param namespace, labels, annotations, service_account: passed to the executor as they are.
+
+    Outputs: each output variable is pushed as an XCom under its own name, and the whole dict is the
+    return value, as plain JSON-safe Python values (blobs and structured datasets as URIs).
+    """
+
+    template_fields: Sequence[str] = (
+        "inputs",
+        "data_dir",
+        "environment",
+        "labels",
+        "annotations",
+        "task_template",
+    )
+    template_fields_renderers = {"inputs": "json", "task_template": "json", "environment": "json"}
+    operator_extra_links = (ExecutorRunLink(),)
+    ui_color = "#dbe9f6"
+
+    def __init__(
+        self,
+        *,
+        executor_id: str = "local",
+        task_template: TaskTemplateSource | None = None,
+        command: Sequence[str] | None = None,
+        input_types: Mapping[str, Any] | None = None,
+        output_types: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        data_dir: str | None = None,
+        poll_interval: float | None = None,
+        deferrable: bool | None = None,
+        timeout: dt.timedelta | float | None = None,
+        requests: Mapping[str, Any] | None = None,
+        limits: Mapping[str, Any] | None = None,
+        environment: Mapping[str, str] | None = None,
+        executor_options: Mapping[str, Any] | None = None,
+        config: Mapping[str, str] | None = None,
+        namespace: str = "default",
+        labels: Mapping[str, str] | None = None,
+        annotations: Mapping[str, str] | None = None,
+        service_account: str = "",
+        **kwargs: Any,
+    ) -> None:
+        if kwargs.get("executor") in known_executor_ids():
+            raise TypeError(
+                f"ExecutorOperator: executor={kwargs['executor']!r} names Airflow's own executor; "
+                f"choose the task executor with executor_id={kwargs['executor']!r}"
+            )
+        super().__init__(**kwargs)
+        if (task_template is None) == (command is None):
+            raise ValueError(f"{self.task_id}: pass exactly one of task_template= or command=")
+        if command is not None:
+            task_template = build_task_template(
+                list(command),
+                name=f"{self.dag_id}.{self.task_id}" if self.has_dag() else self.task_id,  # type: ignore[no-untyped-call]
+                inputs=input_types or {},
+                outputs=output_types or {},
+            )
+        # Kept as JSON (or a path) so the UI renders it and DAG serialization stores it as is.
+        self.task_template: Any = (
+            template_to_dict(task_template)
+            if isinstance(task_template, tasks_pb2.TaskTemplate)
+            else task_template
+        )
+        self.executor_id = executor_id
+        self.inputs = dict(inputs or {})
+        self.data_dir = data_dir
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self.timeout = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+        self.requests = dict(requests or {})
+        self.limits = dict(limits or {})
+        self.environment = dict(environment or {})
+        self.executor_options = dict(executor_options or {})
+        self.config = dict(config or {})
+        self.namespace = namespace
+        self.labels = dict(labels or {})
+        self.annotations = dict(annotations or {})
+        self.service_account = service_account
+        self._running: tuple[Executor, TaskContext] | None = None
+
+    # The task template is a template field only so the UI shows it: never Jinja-render it.
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        template, self.task_template = self.task_template, None
+        try:
+            super().render_template_fields(context, jinja_env)
+        finally:
+            self.task_template = template
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def _policy(self) -> PollPolicy:
+        return PollPolicy(
+            interval=self.poll_interval if self.poll_interval is not None else config.poll_interval(),
+            unknown_limit=config.unknown_limit(),
+            call_timeout=config.call_timeout(),
+        )
+
+    def _executor_config(self) -> dict[str, Any]:
+        merged = config.executor_config(self.executor_id)
+        merged.update(self.executor_options)
+        return merged
+
+    def _is_deferrable(self) -> bool:
+        return config.default_deferrable() if self.deferrable is None else bool(self.deferrable)
+
+    # -- execute -------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        return run_sync(self._execute(context))
+
+    async def _execute(self, context: Context) -> Any:
+        ti = context["ti"]
+        store = DataStore()
+        try:
+            get_executor_class(self.executor_id)
+            template = await load_task_template(self.task_template, store)
+            inputs = to_literal_map(self.inputs, template.interface.inputs, kind="input")
+            overrides = TaskOverrides(
+                resources=resources_from_mapping(
+                    {"requests": self.requests, "limits": self.limits}, where=self.task_id
+                ),
+                config=self.config,
+                environment=self.environment,
+            )
+        except (ExecutorsError, ValueError, TypeError) as exc:
+            # Bad input: retrying cannot fix it.
+            raise AirflowFailException(f"{self.task_id}: {exc}") from exc
+
+        map_index = getattr(ti, "map_index", -1)
+        map_index = -1 if map_index is None else map_index
+        ident = task_execution_identifier(
+            template, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=map_index,
+            try_number=ti.try_number,
+        )  # fmt: skip
+        folder = execution_folder(
+            self.data_dir or config.data_dir(), dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
+            map_index=map_index, try_number=ti.try_number,
+        )  # fmt: skip
+        ctx = TaskContext(
+            task_execution_id=TaskExecutionID.create(ident),
+            data_dir=folder,
+            namespace=self.namespace,
+            owner_id=f"{ti.dag_id}/{ti.run_id}/{node_id(ti.task_id, map_index)}",
+            owner_reference=OwnerReference(
+                kind="TaskInstance", name=f"{ti.dag_id}.{node_id(ti.task_id, map_index)}"
+            ),
+            overrides=overrides,
+            labels=self.labels,
+            annotations=self.annotations,
+            service_account=self.service_account,
+        )
+        handle = ExecutionHandle(
+            executor_id=self.executor_id,
+            executor_config=self._executor_config(),
+            driver={"task_ctx": ctx.to_dict(), "accepted": False, "streak": 0},
+            policy=self._policy().to_dict(),
+            deadline=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.timeout)).isoformat()
+            if self.timeout
+            else None,
+        )
+        executor = await executor_pool.get_executor(handle.executor_id, handle.executor_config, store)
+
+        adopted = await self._adopt_previous(context, executor, store, ctx)
+        if adopted is not None:
+            handle = adopted
+            template = await read_template(handle.task_ctx, store)
+            self.log.info("re-attached to %s, started by an earlier try", handle.task_ctx.generated_name)
+        else:
+            try:
+                await store.write_protobuf(ctx.task_template_file, template)
+                await store.write_protobuf(ctx.inputs_file, inputs)
+            except DataStoreError as exc:
+                raise AirflowException(f"data store unavailable at start: {exc}") from exc
+            self._remember(context, handle)
+
+        driver = open_driver(handle, executor, template, store, phase_logger(self.log, self.executor_id))
+        self._push_run_url(context, executor, driver.ctx)
+        status = await driver.step()
+        handle = handle.with_driver(driver)
+        if not status.phase.is_final_for_execution():
+            if self._is_deferrable():
+                self._defer(handle)
+            self._running = (executor, driver.ctx)
+            try:
+                status = await self._wait_in_worker(driver, handle)
+            finally:
+                self._running = None
+            handle = handle.with_driver(driver)
+        return await self._finish(context, executor, template, handle, status, store)
+
+    async def _wait_in_worker(self, driver: ExecutionDriver, handle: ExecutionHandle) -> TaskStatus:
+        deadline = handle.deadline_at
+        if deadline is None:
+            return await driver.run()
+        remaining = (deadline - dt.datetime.now(dt.UTC)).total_seconds()
+        try:
+            return await asyncio.wait_for(driver.run(), timeout=max(0.0, remaining))
+        except TimeoutError:
+            when = deadline.isoformat()
+            await driver.executor.kill_task(driver.ctx, f"timeout: still running at {when}")
+            name = driver.ctx.generated_name
+            raise AirflowException(
+                f"{self.executor_id} execution {name} did not finish before {when}"
+            ) from None
+
+    def _defer(self, handle: ExecutionHandle) -> None:
+        timeout = None
+        if handle.deadline_at is not None:
+            # A backstop only: the trigger enforces the deadline itself (and kills the execution).
+            timeout = handle.deadline_at - dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        self.defer(
+            trigger=ExecutorTrigger(handle=handle.to_dict()),
+            method_name="execute_complete",
+            timeout=timeout,
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
+        """Resume after the trigger: the event carries the final status and the execution handle."""
+        if not isinstance(event, dict) or "status" not in event:
+            raise AirflowException(
+                f"{self.task_id}: the trigger ended without a status event: {event!r:.200}"
+            )
+        return run_sync(self._complete(context, event))
+
+    async def _complete(self, context: Context, event: dict[str, Any]) -> Any:
+        store = DataStore()
+        handle = ExecutionHandle.from_dict(event["handle"])
+        status = TaskStatus.from_dict(event["status"])
+        executor = await executor_pool.get_executor(handle.executor_id, handle.executor_config, store)
+        template = await read_template(handle.task_ctx, store)
+        return await self._finish(context, executor, template, handle, status, store)
+
+    async def _finish(
+        self,
+        context: Context,
+        executor: Executor,
+        template: tasks_pb2.TaskTemplate,
+        handle: ExecutionHandle,
+        status: TaskStatus,
+        store: DataStore,
+    ) -> Any:
+        ctx = handle.task_ctx
+        logs = await executor.read_logs(ctx)
+        if logs:
+            self.log.info("output of %s:\n%s", ctx.generated_name, logs)
+        if status.phase is TaskPhase.SUCCEEDED:
+            return await self._publish_outputs(context, executor, template, ctx)
+        message = failure_message(executor.get_id(), ctx, status)
+        if status.phase is TaskPhase.PERMANENT_FAILURE:
+            raise AirflowFailException(message)
+        raise AirflowException(message)
+
+    async def _publish_outputs(
+        self, context: Context, executor: Executor, template: tasks_pb2.TaskTemplate, ctx: TaskContext
+    ) -> dict[str, Any]:
+        declared = template.interface.outputs.variables
+        try:
+            literals = await executor.resolve_outputs(ctx, *declared)
+            values = from_literal_map(literals_pb2.LiteralMap(literals=literals), template.interface.outputs)
+        except (ExecutorsError, OSError) as exc:
+            # Retryable: the outputs are still in the execution's folder and the next try adopts
+            # the succeeded execution and publishes them without running it again.
+            raise AirflowException(
+                f"{self.executor_id} execution {ctx.generated_name} succeeded but its outputs could not be "
+                f"read: {exc}"
+            ) from exc
+        ti = context["ti"]
+        for name, value in values.items():
+            ti.xcom_push(key=name, value=value)
+        self.log.info("outputs of %s: %s", ctx.generated_name, json.dumps(values, default=str)[:2000])
+        return values
+
+    # -- exactly one execution per try, even across worker crashes -----------------------------
+
+    @staticmethod
+    def _state_store(context: Context) -> Any:
+        try:
+            return context["task_state_store"]
+        except KeyError:
+            return None
+
+    def _remember(self, context: Context, handle: ExecutionHandle) -> None:
+        """Record the execution *before* starting it, so a crash right after start leaves a trace."""
+        state_store = self._state_store(context)
+        if state_store is not None:
+            state_store.set(STATE_KEY, handle.to_dict())
+
+    async def _adopt_previous(
+        self, context: Context, executor: Executor, store: DataStore, ctx: TaskContext
+    ) -> ExecutionHandle | None:
+        """Deal with an execution an earlier try of this task instance started.
+
+        Still running, or succeeded: adopt it (a worker lost mid-run must not throw away work or
+        start a duplicate). Failed, killed, or unknown: make sure it is stopped, then start anew.
+        """
+        state_store = self._state_store(context)
+        if state_store is None:
+            return None
+        record = state_store.get(STATE_KEY)
+        if not isinstance(record, dict):
+            return None
+        try:
+            previous = ExecutionHandle.from_dict(record)
+            previous_ctx = previous.task_ctx
+        except Exception:  # written by another version of us: ignore
+            return None
+        if previous_ctx.generated_name == ctx.generated_name or previous.executor_id != executor.get_id():
+            return None
+        try:
+            template = await read_template(previous_ctx, store)
+            status = await executor.check_task_status(previous_ctx, template)
+        except Exception as exc:
+            self.log.warning(
+                "cannot check the execution of an earlier try (%s): %s", previous_ctx.generated_name, exc
+            )
+            return None
+        if status.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED, TaskPhase.SUCCEEDED):
+            accepted = {"task_ctx": previous_ctx.to_dict(), "accepted": True, "streak": 0}
+            return ExecutionHandle(
+                executor_id=previous.executor_id,
+                executor_config=previous.executor_config,
+                driver=accepted,
+                policy=self._policy().to_dict(),
+                deadline=previous.deadline,
+            )
+        if not status.phase.is_terminal():
+            try:
+                await executor.kill_task(previous_ctx, "superseded by a new try")
+            except Exception as exc:
+                self.log.warning("kill of an earlier try's execution failed: %s", exc)
+        return None
+
+    def _push_run_url(self, context: Context, executor: Executor, ctx: TaskContext) -> None:
+        url = executor.get_run_url(ctx)
+        if url:
+            context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
+
+    def on_kill(self) -> None:
+        """Worker-side kill (``deferrable=False``): stop the execution this worker waits on."""
+        running = self._running
+        if running is None:
+            return
+        executor, ctx = running
+        run_sync(executor.kill_task(ctx, "the Airflow task was killed"))
