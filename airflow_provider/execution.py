@@ -83,6 +83,7 @@ def open_driver(
         policy=PollPolicy.from_dict(handle.policy),
         accepted=bool(handle.driver.get("accepted")),
         streak=int(handle.driver.get("streak", 0)),
+        unknown_streak=int(handle.driver.get("unknown_streak", 0)),
         event_recorders=(DataStoreEventRecorder(store),),
         on_change=on_change,
     )

@@ -22,6 +22,7 @@ from airflow_provider.execution import (
     read_template,
 )
 from airflow_provider.identity import execution_folder, node_id, task_execution_identifier
+from airflow_provider.jinja import jinja_protect, jinja_unprotect
 from airflow_provider.links import RUN_URL_XCOM_KEY, ExecutorRunLink
 from airflow_provider.triggers import ExecutorTrigger
 from executors import (
@@ -153,11 +154,13 @@ class ExecutorOperator(BaseOperator):
                 inputs=input_types or {},
                 outputs=output_types or {},
             )
-        # Kept as JSON (or a path) so the UI renders it and DAG serialization stores it as is.
+        # Kept as JSON (or a path) so the UI shows it. It is a template field only for that: its
+        # strings are wrapped in {% raw %} so Jinja renders them back unchanged (Flyte's {{.input}}
+        # placeholders are not valid Jinja), for plain and mapped tasks alike.
+        if isinstance(task_template, tasks_pb2.TaskTemplate):
+            task_template = template_to_dict(task_template)
         self.task_template: Any = (
-            template_to_dict(task_template)
-            if isinstance(task_template, tasks_pb2.TaskTemplate)
-            else task_template
+            jinja_protect(task_template) if isinstance(task_template, Mapping) else task_template
         )
         self.executor_id = executor_id
         self.inputs = dict(inputs or {})
@@ -175,14 +178,6 @@ class ExecutorOperator(BaseOperator):
         self.annotations = dict(annotations or {})
         self.service_account = service_account
         self._running: tuple[Executor, TaskContext] | None = None
-
-    # The task template is a template field only so the UI shows it: never Jinja-render it.
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        template, self.task_template = self.task_template, None
-        try:
-            super().render_template_fields(context, jinja_env)
-        finally:
-            self.task_template = template
 
     # -- configuration -------------------------------------------------------------------------
 
@@ -208,10 +203,11 @@ class ExecutorOperator(BaseOperator):
 
     async def _execute(self, context: Context) -> Any:
         ti = context["ti"]
+        ti.xcom_push(key=RUN_URL_XCOM_KEY, value="")  # the link reads it even if we fail early
         store = DataStore()
         try:
             get_executor_class(self.executor_id)
-            template = await load_task_template(self.task_template, store)
+            template = await load_task_template(jinja_unprotect(self.task_template), store)
             inputs = to_literal_map(self.inputs, template.interface.inputs, kind="input")
             overrides = TaskOverrides(
                 resources=resources_from_mapping(

@@ -64,6 +64,10 @@ class PollPolicy:
         return cls(**data)
 
 
+class _CallTimeout(Exception):
+    """An executor call outlived ``PollPolicy.call_timeout``."""
+
+
 class ExecutionDriver:
     """Drive one execution. Not thread-safe; one driver per execution per process.
 
@@ -83,6 +87,7 @@ class ExecutionDriver:
         policy: PollPolicy | None = None,
         accepted: bool = False,
         streak: int = 0,
+        unknown_streak: int = 0,
         event_recorders: tuple[EventRecorder, ...] = (),
         on_change: Callable[[TaskContext, TaskStatus], None] | None = None,
     ) -> None:
@@ -92,6 +97,7 @@ class ExecutionDriver:
         self.policy = policy or PollPolicy()
         self.accepted = accepted
         self.streak = streak
+        self.unknown_streak = unknown_streak
         self._inputs_loader = inputs_loader
         self._recorders = event_recorders
         self._on_change = on_change
@@ -101,10 +107,24 @@ class ExecutionDriver:
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-safe state to resume from in another process."""
-        return {"task_ctx": self.ctx.to_dict(), "accepted": self.accepted, "streak": self.streak}
+        return {
+            "task_ctx": self.ctx.to_dict(),
+            "accepted": self.accepted,
+            "streak": self.streak,
+            "unknown_streak": self.unknown_streak,
+        }
 
-    async def _call(self, what: str, make: Callable[[], Awaitable[T]]) -> T:
-        return await asyncio.wait_for(make(), timeout=self.policy.call_timeout)
+    async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Await one executor call; :class:`_CallTimeout` when *our* deadline passed (a
+        ``TimeoutError`` raised by the executor itself is the executor's error, not ours)."""
+        deadline = asyncio.timeout(self.policy.call_timeout)
+        try:
+            async with deadline:
+                return await make()
+        except TimeoutError:
+            if deadline.expired():
+                raise _CallTimeout from None
+            raise
 
     async def step(self) -> TaskStatus:
         """One call to the executor (start or check), with every rule applied; returns the status."""
@@ -112,16 +132,12 @@ class ExecutionDriver:
         try:
             if not self.accepted:
                 inputs = await self._inputs_loader()
-                status = await self._call(
-                    "start_task", lambda: self.executor.start_task(self.ctx, self.task, inputs)
-                )
+                status = await self._call(lambda: self.executor.start_task(self.ctx, self.task, inputs))
                 if status.phase not in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN):
                     self.accepted = True
             else:
-                status = await self._call(
-                    "check_task_status", lambda: self.executor.check_task_status(self.ctx, self.task)
-                )
-        except TimeoutError:
+                status = await self._call(lambda: self.executor.check_task_status(self.ctx, self.task))
+        except _CallTimeout:
             status = TaskStatus(
                 TaskPhase.UNKNOWN,
                 err=TaskError(
@@ -140,16 +156,17 @@ class ExecutionDriver:
                 ),
             )
 
-        if status.phase in (TaskPhase.UNKNOWN, TaskPhase.NOT_READY):
-            self.streak += 1
-        else:
-            self.streak = 0
-        if status.phase is TaskPhase.UNKNOWN and self.streak >= self.policy.unknown_limit:
+        # ``streak`` (NOT_READY or UNKNOWN in a row) paces the backoff; only UNKNOWNs in a row
+        # count toward giving up: waiting for a quota is not a failure to report a status.
+        self.streak = self.streak + 1 if status.phase in (TaskPhase.UNKNOWN, TaskPhase.NOT_READY) else 0
+        self.unknown_streak = self.unknown_streak + 1 if status.phase is TaskPhase.UNKNOWN else 0
+        if status.phase is TaskPhase.UNKNOWN and self.unknown_streak >= self.policy.unknown_limit:
             last = status.err.message if status.err else "no detail"
             status = retryable_failure(
                 TaskError(
                     "StatusUnknown",
-                    f"executor {executor_id!r} could not report a status {self.streak} times in a row; "
+                    f"executor {executor_id!r} could not report a status {self.unknown_streak} times "
+                    "in a row; "
                     f"last: {last}",
                     ErrorOrigin.SYSTEM,
                 )
