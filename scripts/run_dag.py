@@ -31,7 +31,8 @@ def main(dag_id: str) -> int:
                 .filter(XComModel.key == "return_value")
                 .one_or_none()
             )
-            value = "" if row is None else f" -> {json.dumps(row.value) if not isinstance(row.value, str) else row.value}"
+            shown = "" if row is None else row.value if isinstance(row.value, str) else json.dumps(row.value)
+            value = f" -> {shown}" if shown else ""
             index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
             print(f"  {ti.task_id}{index}: {ti.state} (try {ti.try_number}){value}")
     return 0 if str(run.state) in ("success", "DagRunState.SUCCESS") else 1
