@@ -9,15 +9,11 @@ it has one (templates serialized by Flyte keep their project/domain/name/version
 
 from __future__ import annotations
 
-import hashlib
-import urllib.parse
-
 from flyteidl.core import identifier_pb2, tasks_pb2
 
-from executors.storage import join
+from executors.storage import join, path_segment
 
 PROJECT = "airflow"
-_MAX_SEGMENT = 120
 
 
 def node_id(task_id: str, map_index: int) -> str:
@@ -47,24 +43,6 @@ def task_execution_identifier(
     execution = ident.node_execution_id.execution_id
     execution.project, execution.domain, execution.name = PROJECT, dag_id, run_id
     return ident
-
-
-def path_segment(name: str) -> str:
-    """One safe path segment for any string: no separators, no ``.``/``..``, bounded length.
-
-    Anything outside ``[A-Za-z0-9_.:+=@,-]`` is percent-encoded (so distinct names stay distinct and
-    readable), a segment of dots is encoded whole, and a very long segment keeps a readable head
-    plus a hash of the whole.
-    """
-    encoded = urllib.parse.quote(name, safe="-_.:+=@,")
-    if encoded.strip(".") == "":
-        encoded = encoded.replace(".", "%2E") or "%00"
-    if len(encoded) > _MAX_SEGMENT:
-        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-        head = encoded[: _MAX_SEGMENT - 17]
-        head = head[: head.rfind("%")] if "%" in head[-2:] else head  # never cut an escape in half
-        encoded = f"{head}~{digest}"
-    return encoded
 
 
 def execution_folder(

@@ -13,7 +13,9 @@ worker thread via ``asyncio.to_thread``. Either way, no call here blocks an even
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -25,6 +27,8 @@ from executors.errors import CorruptDataError, DataNotFoundError, DataStoreError
 
 M = TypeVar("M", bound=pb_message.Message)
 
+_MAX_SEGMENT = 120
+
 
 def join(base: str, *parts: str) -> str:
     """Join URL path segments with ``/`` (never the OS separator: references are URLs)."""
@@ -32,6 +36,24 @@ def join(base: str, *parts: str) -> str:
     for part in parts:
         out = f"{out}/{part.strip('/')}"
     return out
+
+
+def path_segment(name: str) -> str:
+    """One safe path segment for any string: no separators, no ``.``/``..``, bounded length.
+
+    Anything outside ``[A-Za-z0-9_.:+=@,-]`` is percent-encoded (so distinct names stay distinct and
+    readable), a segment of dots is encoded whole, and a very long segment keeps a readable head
+    plus a hash of the whole.
+    """
+    encoded = urllib.parse.quote(name, safe="-_.:+=@,")
+    if encoded.strip(".") == "":
+        encoded = encoded.replace(".", "%2E") or "%00"
+    if len(encoded) > _MAX_SEGMENT:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        head = encoded[: _MAX_SEGMENT - 17]
+        head = head[: head.rfind("%")] if "%" in head[-2:] else head  # never cut an escape in half
+        encoded = f"{head}~{digest}"
+    return encoded
 
 
 def protocol_of(reference: str) -> str:
