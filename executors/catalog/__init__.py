@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from executors.catalog.key import CacheKey, CacheKeyError, cache_key, inputs_hash, interface_hash, is_cacheable
+from executors.catalog.key import (
+    CacheKey,
+    CacheKeyError,
+    cache_key,
+    inputs_hash,
+    interface_hash,
+    is_cacheable,
+)
 from executors.catalog.store import CatalogEntry, FsspecCatalog
 
 __all__ = [
