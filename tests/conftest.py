@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
+# --- Airflow test environment: Airflow reads its config when first imported, so this must run
+# before anything imports airflow. A fresh AIRFLOW_HOME per session (SQLite DB, executions, local
+# executor state), unless EXECUTORS_TEST_KEEP_AIRFLOW_HOME says to keep the one in the environment.
+# ruff: noqa: E402
+import json
 import os
+import pathlib
+import tempfile
+
+if not (os.environ.get("EXECUTORS_TEST_KEEP_AIRFLOW_HOME") and os.environ.get("AIRFLOW_HOME")):
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="airflow-test-home-")
+_AIRFLOW_HOME = os.environ["AIRFLOW_HOME"]
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(pathlib.Path(__file__).resolve().parents[1] / "dags")
+os.environ["AIRFLOW__PROVIDER_EXECUTORS__DATA_DIR"] = os.path.join(_AIRFLOW_HOME, "executions")
+os.environ["AIRFLOW__PROVIDER_EXECUTORS__EXECUTOR_CONFIG"] = json.dumps(
+    {"local": {"state_root": os.path.join(_AIRFLOW_HOME, "local-state")}}
+)
+os.environ["AIRFLOW__PROVIDER_EXECUTORS__POLL_INTERVAL"] = "0.5"
+# --- end of the Airflow test environment
+
 import sys
 from collections.abc import Callable, Sequence
 

@@ -87,7 +87,7 @@ async def test_miss_populates_then_hit_starts_nothing(
 ) -> None:
     marker = tmp_path / "starts"
     template = make_template(marker)
-    status, ctx = await run(gate, store, make_ctx(run="r1"), template, 4)
+    status, _ = await run(gate, store, make_ctx(run="r1"), template, 4)
     assert status.phase is TaskPhase.SUCCEEDED and status.state["catalog"]["status"] == "CACHE_POPULATED"  # type: ignore[index]
     status, ctx2 = await run(gate, store, make_ctx(run="r2"), template, 4)
     assert status.phase is TaskPhase.SUCCEEDED and status.state["catalog"]["status"] == "CACHE_HIT"  # type: ignore[index]
