@@ -29,6 +29,7 @@ class ExecutorRegistry:
         self._group = entry_point_group
         self._classes: dict[str, type[Executor]] = {}
         self._sources: dict[str, str] = {}
+        self._broken: dict[str, str] = {}
         self._loaded = entry_point_group is None
         self._lock = threading.Lock()
 
@@ -64,7 +65,11 @@ class ExecutorRegistry:
                 if ep.name in seen:
                     continue  # the same distribution seen twice on sys.path
                 seen[ep.name] = source
-                cls = ep.load()
+                try:
+                    cls = ep.load()
+                except Exception as exc:  # one broken plugin must not take the others down
+                    self._broken[ep.name] = f"{source} failed to load: {type(exc).__name__}: {exc}"
+                    continue
                 if getattr(cls, "id", None) != ep.name:
                     raise DuplicateExecutorError(
                         f"{source} loads a class whose id is {getattr(cls, 'id', None)!r}, not {ep.name!r}"
@@ -82,6 +87,10 @@ class ExecutorRegistry:
         try:
             return self._classes[executor_id]
         except KeyError:
+            if executor_id in self._broken:
+                raise UnknownExecutorError(
+                    f"executor {executor_id!r} is installed but {self._broken[executor_id]}"
+                ) from None
             known = ", ".join(repr(k) for k in sorted(self._classes)) or "none"
             raise UnknownExecutorError(
                 f"unknown executor id {executor_id!r}; known executors: {known}"

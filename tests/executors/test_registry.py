@@ -87,3 +87,11 @@ def test_programmatic_register_rejects_a_second_class_for_one_id() -> None:
 
     with pytest.raises(DuplicateExecutorError, match="'local' is claimed twice"):
         registry.register(Imposter)
+
+
+def test_a_broken_entry_point_does_not_hide_the_others(install_dist) -> None:  # type: ignore[no-untyped-def]
+    install_dist("broken-cloud", {"brokencloud": "no_such_module_xyz:Executor"})
+    registry = ExecutorRegistry()
+    assert registry.get("local") is LocalExecutor
+    with pytest.raises(UnknownExecutorError, match=r"'brokencloud' is installed but .* ModuleNotFoundError"):
+        registry.get("brokencloud")
