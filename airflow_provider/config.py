@@ -20,6 +20,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "s3://my-bucket/airflow-executions",
         "default": "",
     },
+    "catalog_url": {
+        "description": "fsspec URL of the default result catalog (used when an operator names no "
+        "catalog_conn_id). Empty: a 'catalog' folder beside the data dir.",
+        "type": "string",
+        "example": "s3://my-bucket/airflow-catalog",
+        "default": "",
+    },
     "default_deferrable": {
         "description": "Whether ExecutorOperator defers to the triggerer by default.",
         "type": "boolean",
@@ -69,6 +76,13 @@ def data_dir() -> str:
         return configured
     home = os.environ.get("AIRFLOW_HOME") or os.path.join(os.path.expanduser("~"), "airflow")
     return os.path.join(home, "executions")
+
+
+def catalog_url() -> str:
+    configured = _raw("catalog_url").strip()
+    if configured:
+        return configured
+    return data_dir().rstrip("/").rsplit("/", 1)[0] + "/catalog"
 
 
 def default_deferrable() -> bool:

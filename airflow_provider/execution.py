@@ -38,6 +38,8 @@ class ExecutionHandle:
     policy: dict[str, Any]
     deadline: str | None = None
     """ISO timestamp after which the execution is killed and the attempt fails (``timeout``)."""
+    catalog: dict[str, Any] | None = None
+    """Where the result catalog is: ``{"conn_id": ...}`` or ``{"root": url}``; None: no caching."""
 
     @property
     def task_ctx(self) -> TaskContext:
@@ -56,6 +58,13 @@ class ExecutionHandle:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExecutionHandle:
         return cls(**data)
+
+
+async def executor_for(handle: ExecutionHandle, store: DataStore) -> Executor:
+    """The initialized executor (with the catalog in front when the handle names one)."""
+    from airflow_provider import executor_pool
+
+    return await executor_pool.get_executor(handle.executor_id, handle.executor_config, store, handle.catalog)
 
 
 async def read_template(task_ctx: TaskContext, store: DataStore) -> tasks_pb2.TaskTemplate:

@@ -23,6 +23,8 @@ from executors import (
     ExecutorInitializationParameters,
     create_executor,
 )
+from executors.catalog import FsspecCatalog
+from executors.catalog.gate import CachingExecutor
 from executors.events import DataStoreEventRecorder
 
 
@@ -54,20 +56,28 @@ def _pool() -> _LoopPool:
     return pool
 
 
-async def get_executor(executor_id: str, config: dict[str, Any], store: DataStore) -> Executor:
+async def get_executor(
+    executor_id: str, config: dict[str, Any], store: DataStore, catalog: dict[str, Any] | None = None
+) -> Executor:
     """The initialized executor for this id and configuration on the running loop.
+
+    ``config["conn_id"]``, when present, names an ``executor`` connection whose settings (address,
+    token, extra options) are merged under the explicit ones. ``catalog`` (``{"conn_id": ...}`` or
+    ``{"root": url}``) puts the result catalog in front of the executor (:class:`CachingExecutor`).
+    Credentials are resolved here, in the process that runs the executor, and never travel in
+    trigger kwargs.
 
     Raises what the registry raises for an unknown id and what ``initialize`` raises; a failed
     initialization is not cached, so the next call tries again.
     """
     pool = _pool()
-    key = f"{executor_id}:{json.dumps(config, sort_keys=True, default=str)}"
+    key = json.dumps([executor_id, config, catalog], sort_keys=True, default=str)
     future = pool.executors.get(key)
     if future is None:
         future = pool.loop.create_future()
         pool.executors[key] = future
         try:
-            executor = create_executor(executor_id, **config)
+            executor = create_executor(executor_id, **await _resolve_config(config))
             await executor.initialize(
                 ExecutorInitializationParameters(
                     data_store=store,
@@ -77,6 +87,13 @@ async def get_executor(executor_id: str, config: dict[str, Any], store: DataStor
                     metrics_scope=AirflowStatsScope(f"executors.{executor_id}"),
                 )
             )
+            if catalog:
+                executor = CachingExecutor(
+                    executor,
+                    await _catalog(catalog),
+                    store=store,
+                    metrics=AirflowStatsScope(f"executors.{executor_id}"),
+                )
         except BaseException as exc:
             del pool.executors[key]
             future.set_exception(exc)
@@ -84,6 +101,25 @@ async def get_executor(executor_id: str, config: dict[str, Any], store: DataStor
             raise
         future.set_result(executor)
     return await asyncio.shield(future)
+
+
+async def _resolve_config(config: dict[str, Any]) -> dict[str, Any]:
+    conn_id = config.get("conn_id")
+    if not conn_id:
+        return {k: v for k, v in config.items() if k != "conn_id"}
+    from airflow_provider.hooks import ExecutorHook
+
+    resolved = await ExecutorHook(conn_id).aexecutor_config()
+    resolved.update({k: v for k, v in config.items() if k != "conn_id"})
+    return resolved
+
+
+async def _catalog(spec: dict[str, Any]) -> FsspecCatalog:
+    if spec.get("conn_id"):
+        from airflow_provider.hooks import CatalogHook
+
+        return await CatalogHook(spec["conn_id"]).aget_catalog()
+    return FsspecCatalog(spec["root"])
 
 
 def wake_event(owner_id: str) -> asyncio.Event:

@@ -1,11 +1,32 @@
-"""ExecutorHook: executor settings kept in an Airflow connection (address, credentials)."""
+"""Hooks: executor settings and the result catalog, kept in Airflow connections."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
+
+from executors.catalog import FsspecCatalog
+from executors.storage import DataStore, protocol_of
+
+
+def _extra(conn: Connection, conn_id: str) -> dict[str, Any]:
+    if not conn.extra:
+        return {}
+    try:
+        extra = json.loads(conn.extra)
+    except ValueError as exc:
+        raise ValueError(f"connection {conn_id!r}: extra is not valid JSON: {exc}") from exc
+    if not isinstance(extra, dict):
+        raise ValueError(f"connection {conn_id!r}: extra must be a JSON object")
+    return extra
+
+
+def _field(extra: dict[str, Any], conn_type: str, name: str) -> Any:
+    """A declared form field, stored plain or with the legacy ``extra__<type>__`` prefix."""
+    return extra.get(name, extra.get(f"extra__{conn_type}__{name}"))
 
 
 class ExecutorHook(BaseHook):
@@ -24,21 +45,68 @@ class ExecutorHook(BaseHook):
         super().__init__()
         self.executor_conn_id = executor_conn_id
 
-    def executor_config(self) -> dict[str, Any]:
-        conn = self.get_connection(self.executor_conn_id)
-        config: dict[str, Any] = {}
-        if conn.extra:
-            try:
-                extra = json.loads(conn.extra)
-            except ValueError as exc:
-                raise ValueError(
-                    f"connection {self.executor_conn_id!r}: extra is not valid JSON: {exc}"
-                ) from exc
-            if not isinstance(extra, dict):
-                raise ValueError(f"connection {self.executor_conn_id!r}: extra must be a JSON object")
-            config.update(extra)
+    @staticmethod
+    def config_from_connection(conn: Connection, conn_id: str) -> dict[str, Any]:
+        config = {k: v for k, v in _extra(conn, conn_id).items() if not k.startswith("extra__")}
         if conn.host:
-            config["address"] = conn.host if "://" in conn.host else f"http://{conn.host}:{conn.port or 80}"
+            host = conn.host if "://" in conn.host else f"http://{conn.host}"
+            if conn.port and "://" not in conn.host:
+                host = f"{host}:{conn.port}"
+            config["address"] = host
         if conn.password:
             config["token"] = conn.password
         return config
+
+    def executor_config(self) -> dict[str, Any]:
+        return self.config_from_connection(self.get_connection(self.executor_conn_id), self.executor_conn_id)
+
+    async def aexecutor_config(self) -> dict[str, Any]:
+        conn = await self.aget_connection(self.executor_conn_id)
+        return self.config_from_connection(conn, self.executor_conn_id)
+
+
+class CatalogHook(BaseHook):
+    """The result catalog behind an ``executor_catalog`` connection.
+
+    Fields: ``root`` (fsspec URL of the catalog: a folder, ``s3://bucket/prefix``, ...),
+    ``storage_options`` (JSON object of fsspec options for that store), ``max_age`` (seconds; older
+    entries are misses). Login/password, when set, become the store's ``key``/``secret`` (what
+    s3fs and most object stores call them) and are masked in logs.
+    """
+
+    conn_name_attr = "catalog_conn_id"
+    default_conn_name = "executor_catalog_default"
+    conn_type = "executor_catalog"
+    hook_name = "Task executor catalog"
+
+    def __init__(self, catalog_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.catalog_conn_id = catalog_conn_id
+
+    @classmethod
+    def catalog_from_connection(cls, conn: Connection, conn_id: str) -> FsspecCatalog:
+        extra = _extra(conn, conn_id)
+        root = _field(extra, cls.conn_type, "root") or conn.host
+        if not root:
+            raise ValueError(f"connection {conn_id!r}: set the catalog root URL (field 'root')")
+        options = _field(extra, cls.conn_type, "storage_options") or {}
+        if isinstance(options, str):
+            options = json.loads(options) if options.strip() else {}
+        if not isinstance(options, dict):
+            raise ValueError(f"connection {conn_id!r}: storage_options must be a JSON object")
+        if conn.login:
+            options.setdefault("key", conn.login)
+        if conn.password:
+            options.setdefault("secret", conn.password)
+        max_age = _field(extra, cls.conn_type, "max_age")
+        store = DataStore({protocol_of(root): options})
+        return FsspecCatalog(
+            root, store=store, max_age=dt.timedelta(seconds=float(max_age)) if max_age else None
+        )
+
+    def get_catalog(self) -> FsspecCatalog:
+        return self.catalog_from_connection(self.get_connection(self.catalog_conn_id), self.catalog_conn_id)
+
+    async def aget_catalog(self) -> FsspecCatalog:
+        conn = await self.aget_connection(self.catalog_conn_id)
+        return self.catalog_from_connection(conn, self.catalog_conn_id)

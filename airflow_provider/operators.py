@@ -13,9 +13,10 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from flyteidl.core import literals_pb2, tasks_pb2
 
-from airflow_provider import config, executor_pool
+from airflow_provider import config
 from airflow_provider.execution import (
     ExecutionHandle,
+    executor_for,
     failure_message,
     open_driver,
     phase_logger,
@@ -41,6 +42,7 @@ from executors import (
     get_executor_class,
     known_executor_ids,
 )
+from executors.catalog import CacheKey, cache_key, is_cacheable
 from executors.literals import from_literal_map, to_literal_map
 from executors.resources import resources_from_mapping
 from executors.task_template import (
@@ -55,8 +57,17 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+CACHE_STATUS_XCOM_KEY = "cache_status"
+"""XCom key of the catalog outcome (flyteidl ``CatalogCacheStatus`` name, e.g. ``CACHE_HIT``)."""
+
 STATE_KEY = "executors.execution"
 """Task state store key holding the execution this task instance last started (see README)."""
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, dict):
+        return str(CacheKey(**key))
+    return str(key)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -98,6 +109,12 @@ class ExecutorOperator(BaseOperator):
         executor_config``. (Not ``executor_config``: BaseOperator owns that name.)
     :param config: free-form executor configuration for this execution (the seed's ConfigMap).
     :param namespace, labels, annotations, service_account: passed to the executor as they are.
+    :param cache, cache_version, cache_serialize, cache_ignore_inputs: Flyte's caching, for a task
+        built from ``command=`` (a ``task_template`` says it in its own ``metadata``). A cached
+        task whose inputs did not change finishes from the catalog without starting anything;
+        with ``cache_serialize``, identical executions that overlap wait (deferred) for the first.
+    :param catalog_conn_id: an ``executor_catalog`` connection; default: the catalog folder from
+        ``[provider_executors] catalog_url`` (beside the data dir).
 
     Outputs: each output variable is pushed as an XCom under its own name, and the whole dict is the
     return value, as plain JSON-safe Python values (blobs and structured datasets as URIs).
@@ -137,6 +154,11 @@ class ExecutorOperator(BaseOperator):
         labels: Mapping[str, str] | None = None,
         annotations: Mapping[str, str] | None = None,
         service_account: str = "",
+        cache: bool = False,
+        cache_version: str = "",
+        cache_serialize: bool = False,
+        cache_ignore_inputs: Sequence[str] = (),
+        catalog_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executor") in known_executor_ids():
@@ -153,6 +175,10 @@ class ExecutorOperator(BaseOperator):
                 name=f"{self.dag_id}.{self.task_id}" if self.has_dag() else self.task_id,  # type: ignore[no-untyped-call]
                 inputs=input_types or {},
                 outputs=output_types or {},
+                cache=cache,
+                cache_version=cache_version,
+                cache_serializable=cache_serialize,
+                cache_ignore_inputs=cache_ignore_inputs,
             )
         # Kept as JSON (or a path) so the UI shows it. It is a template field only for that: its
         # strings are wrapped in {% raw %} so Jinja renders them back unchanged (Flyte's {{.input}}
@@ -177,6 +203,7 @@ class ExecutorOperator(BaseOperator):
         self.labels = dict(labels or {})
         self.annotations = dict(annotations or {})
         self.service_account = service_account
+        self.catalog_conn_id = catalog_conn_id
         self._running: tuple[Executor, TaskContext] | None = None
 
     # -- configuration -------------------------------------------------------------------------
@@ -192,6 +219,9 @@ class ExecutorOperator(BaseOperator):
         merged = config.executor_config(self.executor_id)
         merged.update(self.executor_options)
         return merged
+
+    def _catalog_spec(self) -> dict[str, Any]:
+        return {"conn_id": self.catalog_conn_id} if self.catalog_conn_id else {"root": config.catalog_url()}
 
     def _is_deferrable(self) -> bool:
         return config.default_deferrable() if self.deferrable is None else bool(self.deferrable)
@@ -209,6 +239,8 @@ class ExecutorOperator(BaseOperator):
             get_executor_class(self.executor_id)
             template = await load_task_template(jinja_unprotect(self.task_template), store)
             inputs = to_literal_map(self.inputs, template.interface.inputs, kind="input")
+            if is_cacheable(template):
+                cache_key(template, inputs)  # a discoverable task without a version: say so now
             overrides = TaskOverrides(
                 resources=resources_from_mapping(
                     {"requests": self.requests, "limits": self.limits}, where=self.task_id
@@ -251,8 +283,9 @@ class ExecutorOperator(BaseOperator):
             deadline=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.timeout)).isoformat()
             if self.timeout
             else None,
+            catalog=self._catalog_spec() if is_cacheable(template) else None,
         )
-        executor = await executor_pool.get_executor(handle.executor_id, handle.executor_config, store)
+        executor = await executor_for(handle, store)
 
         adopted = await self._adopt_previous(context, executor, store, ctx)
         if adopted is not None:
@@ -320,7 +353,7 @@ class ExecutorOperator(BaseOperator):
         store = DataStore()
         handle = ExecutionHandle.from_dict(event["handle"])
         status = TaskStatus.from_dict(event["status"])
-        executor = await executor_pool.get_executor(handle.executor_id, handle.executor_config, store)
+        executor = await executor_for(handle, store)
         template = await read_template(handle.task_ctx, store)
         return await self._finish(context, executor, template, handle, status, store)
 
@@ -334,6 +367,12 @@ class ExecutorOperator(BaseOperator):
         store: DataStore,
     ) -> Any:
         ctx = handle.task_ctx
+        cache = ctx.custom_state.get("catalog") if handle.catalog else None
+        if isinstance(cache, dict) and cache.get("status"):
+            self.log.info("cache: %s (key %s)", cache["status"], _key_text(cache.get("key")))
+            if cache.get("error"):
+                self.log.warning("catalog trouble (the task is not affected): %s", cache["error"])
+            context["ti"].xcom_push(key=CACHE_STATUS_XCOM_KEY, value=cache["status"])
         logs = await executor.read_logs(ctx)
         if logs:
             self.log.info("output of %s:\n%s", ctx.generated_name, logs)

@@ -11,7 +11,13 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider import executor_pool
-from airflow_provider.execution import ExecutionHandle, open_driver, phase_logger, read_template
+from airflow_provider.execution import (
+    ExecutionHandle,
+    executor_for,
+    open_driver,
+    phase_logger,
+    read_template,
+)
 from executors import DataStore, ErrorOrigin, TaskError, TaskStatus, retryable_failure
 
 # States in which a cancelled trigger must NOT kill: the task is still deferred, so the trigger
@@ -59,7 +65,7 @@ class ExecutorTrigger(BaseTrigger):
         policy_streak = 0
         while True:  # set-up: a data store or backend that is down at first is waited for
             try:
-                executor = await executor_pool.get_executor(handle.executor_id, handle.executor_config, store)
+                executor = await executor_for(handle, store)
                 template = await read_template(handle.task_ctx, store)
                 break
             except Exception as exc:
@@ -143,7 +149,7 @@ class ExecutorTrigger(BaseTrigger):
             return
         handle = self.handle
         store = self._store or DataStore()
-        executor = await executor_pool.get_executor(handle.executor_id, handle.executor_config, store)
+        executor = await executor_for(handle, store)
         await self._kill(executor, handle.task_ctx, "the Airflow task was stopped by a user action")
 
     async def cleanup(self) -> None:
