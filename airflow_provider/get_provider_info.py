@@ -41,8 +41,35 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {},
-            }
+            },
+            {
+                "connection-type": "executor_catalog",
+                "hook-class-name": "airflow_provider.hooks.CatalogHook",
+                "hook-name": "Task executor catalog",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port"],
+                    "relabeling": {"login": "Access key (optional)", "password": "Secret key (optional)"},
+                },
+                "conn-fields": {
+                    "root": {
+                        "label": "Catalog root URL",
+                        "description": "fsspec URL of the catalog: a folder, s3://bucket/prefix, gs://...",
+                        "schema": {"type": "string"},
+                    },
+                    "storage_options": {
+                        "label": "Storage options (JSON)",
+                        "description": 'fsspec options of that store, e.g. {"endpoint_url": "..."}',
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "max_age": {
+                        "label": "Max age (seconds)",
+                        "description": "entries older than this are misses; empty: no limit",
+                        "schema": {"type": ["integer", "null"]},
+                    },
+                },
+            },
         ],
+        "cli": ["airflow_provider.cli.get_cli_commands"],
         "extra-links": ["airflow_provider.links.ExecutorRunLink"],
         "config": {
             SECTION: {

@@ -1,0 +1,59 @@
+"""The functions behind ``airflow executors-catalog`` (see :mod:`airflow_provider.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from airflow_provider import config
+from executors.catalog import CacheKey, FsspecCatalog
+
+
+def _catalog(args: argparse.Namespace) -> FsspecCatalog:
+    if args.conn_id and args.root:
+        raise SystemExit("give --conn-id or --root, not both")
+    if args.conn_id:
+        from airflow_provider.hooks import CatalogHook
+
+        return CatalogHook(args.conn_id).get_catalog()
+    return FsspecCatalog(args.root or config.catalog_url())
+
+
+def list_entries(args: argparse.Namespace) -> None:
+    catalog = _catalog(args)
+    entries = asyncio.run(catalog.list_entries(args.dataset))
+    rows = [e.describe() for e in entries]
+    if args.output == "json":
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        print(f"no cached entries in {catalog.root}")
+        return
+    for row in rows:
+        print(f"{row['key']}\n    created {row['created_at']}  outputs {', '.join(row['outputs'])}")
+        print(f"    from {row['source_execution']}")
+    print(f"{len(rows)} entries in {catalog.root}")
+
+
+def evict(args: argparse.Namespace) -> None:
+    if not args.dataset:
+        raise SystemExit("--dataset is required (see `airflow executors-catalog list`)")
+    catalog = _catalog(args)
+    if args.tag:
+        if not args.version:
+            raise SystemExit("--tag needs --version")
+        key = CacheKey(args.project, args.domain, args.dataset, args.version, args.tag)
+        removed = asyncio.run(catalog.evict(key))
+        print(f"evicted {key}" if removed else f"no entry {key}")
+        return
+    what = f"{args.dataset}" + (f" version {args.version}" if args.version else " (all versions)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise SystemExit(f"refusing to evict {what} without --yes")
+        if input(f"evict every entry of {what}? [y/N] ").strip().lower() != "y":
+            print("nothing evicted")
+            return
+    count = asyncio.run(catalog.evict_dataset(args.project, args.domain, args.dataset, args.version))
+    print(f"evicted {count} entries of {what}")
