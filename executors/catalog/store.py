@@ -82,7 +82,7 @@ class FsspecCatalog:
 
     def dataset_folder(self, project: str, domain: str, dataset: str, version: str | None = None) -> str:
         parts = [project or "_", domain or "_", dataset]
-        if version is not None:
+        if version:
             parts.append(version)
         return join(self.root, *(path_segment(p) for p in parts))
 
