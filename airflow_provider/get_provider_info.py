@@ -69,6 +69,7 @@ def get_provider_info() -> dict[str, Any]:
                 },
             },
         ],
+        "task-decorators": [{"name": "executor", "class-name": "airflow_provider.decorators.executor_task"}],
         "cli": ["airflow_provider.cli.get_cli_commands"],
         "extra-links": ["airflow_provider.links.ExecutorRunLink"],
         "config": {

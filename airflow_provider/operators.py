@@ -385,7 +385,7 @@ class ExecutorOperator(BaseOperator):
 
     async def _publish_outputs(
         self, context: Context, executor: Executor, template: tasks_pb2.TaskTemplate, ctx: TaskContext
-    ) -> dict[str, Any]:
+    ) -> Any:
         declared = template.interface.outputs.variables
         try:
             literals = await executor.resolve_outputs(ctx, *declared)
@@ -401,6 +401,10 @@ class ExecutorOperator(BaseOperator):
         for name, value in values.items():
             ti.xcom_push(key=name, value=value)
         self.log.info("outputs of %s: %s", ctx.generated_name, json.dumps(values, default=str)[:2000])
+        return self._return_value(values)
+
+    def _return_value(self, values: dict[str, Any]) -> Any:
+        """The task's return value (XCom ``return_value``): every output, as a dict."""
         return values
 
     # -- exactly one execution per try, even across worker crashes -----------------------------

@@ -26,10 +26,16 @@ from executors.literals import from_literal_map, to_literal_map
 from executors.storage import DataStore, join
 
 
-def _template(template_file: str | None) -> tasks_pb2.TaskTemplate | None:
-    if not template_file:
-        return None
+class RecoverableError(Exception):
+    """Raise it (or a subclass) from a function task to have Airflow retry the task."""
+
+
+def load_template(template_file: str) -> tasks_pb2.TaskTemplate:
     return asyncio.run(DataStore().read_protobuf(template_file, tasks_pb2.TaskTemplate))
+
+
+def _template(template_file: str | None) -> tasks_pb2.TaskTemplate | None:
+    return load_template(template_file) if template_file else None
 
 
 def read_inputs(inputs_file: str, template_file: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""A typed Python function as a Flyte container task (the core of ``@task.executor``).
+
+:func:`function_template` turns a function into a ``TaskTemplate``: its annotations become the
+typed interface, its source travels in ``TaskTemplate.custom`` (like ``@task.docker``), and the
+container command runs :mod:`executors.runner`, which reads ``inputs.pb``, calls the function and
+writes ``outputs.pb`` or ``error.pb``.
+
+Outputs follow Flyte: a ``NamedTuple`` or ``TypedDict`` return annotation gives one output per
+field; ``None`` gives none; anything else is the single output ``o0``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import textwrap
+import typing
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flyteidl.core import tasks_pb2
+
+from executors.errors import LiteralConversionError
+from executors.task_template import build_task_template
+
+RUNNER_COMMAND = [
+    "python",
+    "-m",
+    "executors.runner",
+    "{{.input}}",
+    "{{.outputPrefix}}",
+    "{{.taskTemplatePath}}",
+]
+
+SINGLE_OUTPUT = "o0"
+
+
+def _is_named_tuple(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
+
+
+def output_types(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
+    """``(kind, {name: annotation})`` with kind ``none``, ``single``, ``namedtuple`` or ``typeddict``."""
+    hints = typing.get_type_hints(fn)
+    if "return" not in hints:
+        raise LiteralConversionError(
+            f"function {fn.__qualname__} return", "a return annotation (use -> None for no output)", "none"
+        )
+    ret = hints["return"]
+    if ret is None or ret is type(None):
+        return "none", {}
+    if _is_named_tuple(ret):
+        return "namedtuple", dict(typing.get_type_hints(ret))
+    if typing.is_typeddict(ret):
+        return "typeddict", dict(typing.get_type_hints(ret))
+    return "single", {SINGLE_OUTPUT: ret}
+
+
+def _return_type_name(fn: Callable[..., Any]) -> str:
+    return str(typing.get_type_hints(fn)["return"].__name__)
+
+
+def input_types(fn: Callable[..., Any], *, reserved: Sequence[str] = ()) -> dict[str, Any]:
+    """The annotated parameters; ``*args``/``**kwargs``, missing annotations and reserved names
+    (Airflow context keys: the function runs elsewhere and gets only its inputs) are errors."""
+    hints = typing.get_type_hints(fn)
+    types: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        where = f"function {fn.__qualname__} parameter {name!r}"
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise LiteralConversionError(where, "a named, annotated parameter", str(param))
+        if name in reserved:
+            raise LiteralConversionError(
+                where, "a task input (the function runs on the executor, without Airflow's context)",
+                "an Airflow context key",
+            )  # fmt: skip
+        if name not in hints:
+            raise LiteralConversionError(where, "a type annotation", "none")
+        types[name] = hints[name]
+    return types
+
+
+def function_source(fn: Callable[..., Any]) -> str:
+    """The function's own source, decorators removed, dedented."""
+    lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
+    # Everything above the ``def`` line is decorators (possibly spanning several lines).
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ")))
+    return "\n".join(lines[start:]) + "\n"
+
+
+def function_template(
+    fn: Callable[..., Any],
+    *,
+    name: str,
+    reserved_inputs: Sequence[str] = (),
+    recoverable_exceptions: Sequence[type[BaseException] | str] = (),
+    cache: bool = False,
+    cache_version: str = "",
+    cache_serializable: bool = False,
+    cache_ignore_inputs: Sequence[str] = (),
+    retries: int = 0,
+) -> tasks_pb2.TaskTemplate:
+    """The TaskTemplate running ``fn`` through :mod:`executors.runner`. Raises
+    :class:`LiteralConversionError` naming the parameter for an unsupported annotation."""
+    if inspect.iscoroutinefunction(fn):
+        raise LiteralConversionError(
+            f"function {fn.__qualname__}", "a plain (not async) function", "async def"
+        )
+    kind, outputs = output_types(fn)
+    template = build_task_template(
+        RUNNER_COMMAND,
+        name=name,
+        inputs=input_types(fn, reserved=reserved_inputs),
+        outputs=outputs,
+        cache=cache,
+        cache_version=cache_version,
+        cache_serializable=cache_serializable,
+        cache_ignore_inputs=cache_ignore_inputs,
+        retries=retries,
+    )
+    template.custom.update(
+        {
+            "python_source": function_source(fn),
+            "function_name": fn.__name__,
+            "output_kind": kind,
+            "output_type_name": _return_type_name(fn) if kind in ("namedtuple", "typeddict") else "",
+            "output_names": list(outputs),
+            "recoverable_exceptions": [
+                e if isinstance(e, str) else f"{e.__module__}.{e.__qualname__}"
+                for e in recoverable_exceptions
+            ],
+        }
+    )
+    return template

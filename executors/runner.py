@@ -1,0 +1,88 @@
+"""Runs a function task (``python -m executors.runner <inputs.pb> <output prefix> <task.pb>``).
+
+It reads the function's source from ``TaskTemplate.custom`` (written by
+:func:`executors.function_task.function_template`), calls it with the inputs from ``inputs.pb``
+and writes ``outputs.pb``. When the function raises, the traceback goes to stderr (and so to the
+Airflow task log) and ``error.pb`` says whether to retry: an exception that is a
+:class:`executors.task_io.RecoverableError`, or whose class (or a base class) is listed in the
+task's ``recoverable_exceptions``, is retryable; every other one is a permanent user error.
+
+The function's source is executed as the task itself (what the DAG author wrote); no data is ever
+unpickled or evaluated: inputs and outputs are flyteidl literals.
+"""
+
+from __future__ import annotations
+import __future__
+
+import collections
+import sys
+import traceback
+from typing import Any
+
+from google.protobuf import json_format
+
+from executors.function_task import SINGLE_OUTPUT
+from executors.task_io import RecoverableError, load_template, read_inputs, write_error, write_outputs
+
+
+def _outputs(kind: str, result: Any) -> dict[str, Any]:
+    if kind == "none":
+        return {}
+    if kind == "single":
+        return {SINGLE_OUTPUT: result}
+    if kind == "namedtuple":
+        return dict(result._asdict())
+    return dict(result)
+
+
+def _recoverable(exc: BaseException, names: list[str]) -> bool:
+    if isinstance(exc, RecoverableError):
+        return True
+    for cls in type(exc).__mro__:
+        if f"{cls.__module__}.{cls.__qualname__}" in names or cls.__qualname__ in names:
+            return True
+    return False
+
+
+def _provide_return_type(namespace: dict[str, Any], custom: dict[str, Any]) -> None:
+    """A NamedTuple/TypedDict return type lives in the DAG file, not in the function's source:
+    give the function a stand-in with the same name and fields."""
+    type_name = custom.get("output_type_name")
+    if not type_name:
+        return
+    fields = list(custom.get("output_names", []))
+    if custom.get("output_kind") == "namedtuple":
+        namespace[type_name] = collections.namedtuple(type_name, fields)
+    else:
+        namespace[type_name] = dict
+
+
+def main(argv: list[str]) -> int:
+    inputs_file, output_prefix, template_file = argv[:3]
+    template = load_template(template_file)
+    custom = json_format.MessageToDict(template.custom)
+    name = custom["function_name"]
+    namespace: dict[str, Any] = {"__name__": f"executor_task_{name}"}
+    _provide_return_type(namespace, custom)
+    try:
+        # Annotations stay unevaluated: they may name types of the DAG file that are not here.
+        code = compile(
+            custom["python_source"], f"<task {name}>", "exec", flags=__future__.annotations.compiler_flag
+        )
+        exec(code, namespace)
+        function = namespace[name]
+        kwargs = read_inputs(inputs_file, template_file)
+        result = function(**kwargs)
+    except BaseException as exc:
+        text = traceback.format_exc()
+        print(text, file=sys.stderr, flush=True)
+        recoverable = _recoverable(exc, list(custom.get("recoverable_exceptions", [])))
+        write_error(output_prefix, f"{type(exc).__name__}: {exc}\n\n{text}", code=type(exc).__name__,
+                    recoverable=recoverable)  # fmt: skip
+        return 1
+    write_outputs(output_prefix, _outputs(custom.get("output_kind", "single"), result), template_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
