@@ -55,7 +55,7 @@ OPTIONS: dict[str, dict[str, Any]] = {
     },
     "executor_config": {
         "description": "JSON object: executor id to keyword arguments of that executor, "
-        'e.g. {"local": {"max_concurrent": 8}}. An operator\'s executor_config is merged on top.',
+        'e.g. {"local": {"max_concurrent": 8}}. An operator\'s executor_options are merged on top.',
         "type": "string",
         "example": '{"local": {"max_concurrent": 8}}',
         # Airflow str.format()s defaults: no braces here, empty means {}.
@@ -89,16 +89,27 @@ def default_deferrable() -> bool:
     return _raw("default_deferrable").strip().lower() in ("true", "1", "yes", "on")
 
 
+def _number(key: str, kind: type[float] | type[int]) -> float:
+    raw = _raw(key)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"[{SECTION}] {key} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"[{SECTION}] {key} must be positive, got {raw!r}")
+    return value
+
+
 def poll_interval() -> float:
-    return float(_raw("poll_interval"))
+    return _number("poll_interval", float)
 
 
 def unknown_limit() -> int:
-    return int(_raw("unknown_limit"))
+    return int(_number("unknown_limit", int))
 
 
 def call_timeout() -> float:
-    return float(_raw("call_timeout"))
+    return _number("call_timeout", float)
 
 
 def executor_config(executor_id: str) -> dict[str, Any]:

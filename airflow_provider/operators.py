@@ -23,8 +23,8 @@ from airflow_provider.execution import (
     read_template,
 )
 from airflow_provider.identity import execution_folder, node_id, task_execution_identifier
-from airflow_provider.jinja import jinja_protect, jinja_unprotect
 from airflow_provider.links import RUN_URL_XCOM_KEY, ExecutorRunLink
+from airflow_provider.template_field import TaskTemplateField
 from airflow_provider.triggers import ExecutorTrigger
 from executors import (
     DataStore,
@@ -74,7 +74,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from synchronous operator code, even if a loop already runs here."""
     try:
         asyncio.get_running_loop()
+        running = True
     except RuntimeError:
+        running = False
+    if not running:  # outside the except block: no "no running event loop" chained on errors
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
@@ -136,7 +139,7 @@ class ExecutorOperator(BaseOperator):
         self,
         *,
         executor_id: str = "local",
-        task_template: TaskTemplateSource | None = None,
+        task_template: TaskTemplateSource | TaskTemplateField | None = None,
         command: Sequence[str] | None = None,
         input_types: Mapping[str, Any] | None = None,
         output_types: Mapping[str, Any] | None = None,
@@ -180,14 +183,12 @@ class ExecutorOperator(BaseOperator):
                 cache_serializable=cache_serialize,
                 cache_ignore_inputs=cache_ignore_inputs,
             )
-        # Kept as JSON (or a path) so the UI shows it. It is a template field only for that: its
-        # strings are wrapped in {% raw %} so Jinja renders them back unchanged (Flyte's {{.input}}
-        # placeholders are not valid Jinja), for plain and mapped tasks alike.
+        # Kept as JSON in an object Jinja leaves alone (see template_field.py), or as a path.
         if isinstance(task_template, tasks_pb2.TaskTemplate):
             task_template = template_to_dict(task_template)
-        self.task_template: Any = (
-            jinja_protect(task_template) if isinstance(task_template, Mapping) else task_template
-        )
+        if isinstance(task_template, Mapping):
+            task_template = TaskTemplateField(dict(task_template))
+        self.task_template: Any = task_template
         self.executor_id = executor_id
         self.inputs = dict(inputs or {})
         self.data_dir = data_dir
@@ -237,7 +238,10 @@ class ExecutorOperator(BaseOperator):
         store = DataStore()
         try:
             get_executor_class(self.executor_id)
-            template = await load_task_template(jinja_unprotect(self.task_template), store)
+            source = self.task_template
+            template = await load_task_template(
+                source.value if isinstance(source, TaskTemplateField) else source, store
+            )
             inputs = to_literal_map(self.inputs, template.interface.inputs, kind="input")
             if is_cacheable(template):
                 cache_key(template, inputs)  # a discoverable task without a version: say so now
@@ -248,6 +252,7 @@ class ExecutorOperator(BaseOperator):
                 config=self.config,
                 environment=self.environment,
             )
+            executor_config, policy = self._executor_config(), self._policy()
         except (ExecutorsError, ValueError, TypeError) as exc:
             # Bad input: retrying cannot fix it.
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
@@ -277,9 +282,9 @@ class ExecutorOperator(BaseOperator):
         )
         handle = ExecutionHandle(
             executor_id=self.executor_id,
-            executor_config=self._executor_config(),
+            executor_config=executor_config,
             driver={"task_ctx": ctx.to_dict(), "accepted": False, "streak": 0},
-            policy=self._policy().to_dict(),
+            policy=policy.to_dict(),
             deadline=(dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.timeout)).isoformat()
             if self.timeout
             else None,
@@ -387,6 +392,9 @@ class ExecutorOperator(BaseOperator):
         self, context: Context, executor: Executor, template: tasks_pb2.TaskTemplate, ctx: TaskContext
     ) -> Any:
         declared = template.interface.outputs.variables
+        if not declared:
+            self.log.info("%s declares no outputs", ctx.generated_name)
+            return self._return_value({})
         try:
             literals = await executor.resolve_outputs(ctx, *declared)
             values = from_literal_map(literals_pb2.LiteralMap(literals=literals), template.interface.outputs)

@@ -20,6 +20,7 @@ from typing import Any
 from flyteidl.core import tasks_pb2
 
 from executors.errors import LiteralConversionError
+from executors.literals import literal_type_from_python
 from executors.task_template import build_task_template
 
 RUNNER_COMMAND = [
@@ -48,11 +49,13 @@ def output_types(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     ret = hints["return"]
     if ret is None or ret is type(None):
         return "none", {}
-    if _is_named_tuple(ret):
-        return "namedtuple", dict(typing.get_type_hints(ret))
-    if typing.is_typeddict(ret):
-        return "typeddict", dict(typing.get_type_hints(ret))
-    return "single", {SINGLE_OUTPUT: ret}
+    if _is_named_tuple(ret) or typing.is_typeddict(ret):
+        kind, fields = ("namedtuple" if _is_named_tuple(ret) else "typeddict"), typing.get_type_hints(ret)
+    else:
+        kind, fields = "single", {SINGLE_OUTPUT: ret}
+    for name, tp in fields.items():
+        literal_type_from_python(tp, path=f"function {fn.__qualname__} return {name!r}")
+    return kind, dict(fields)
 
 
 def _return_type_name(fn: Callable[..., Any]) -> str:
@@ -75,16 +78,18 @@ def input_types(fn: Callable[..., Any], *, reserved: Sequence[str] = ()) -> dict
             )  # fmt: skip
         if name not in hints:
             raise LiteralConversionError(where, "a type annotation", "none")
+        literal_type_from_python(hints[name], path=where)  # unsupported: fail now, naming it
         types[name] = hints[name]
     return types
 
 
-def function_source(fn: Callable[..., Any]) -> str:
-    """The function's own source, decorators removed, dedented."""
-    lines = textwrap.dedent(inspect.getsource(fn)).splitlines()
+def function_source(fn: Callable[..., Any]) -> tuple[str, int]:
+    """The function's own source (decorators removed, dedented) and the line its ``def`` is on."""
+    raw, first = inspect.getsourcelines(fn)
+    lines = textwrap.dedent("".join(raw)).splitlines()
     # Everything above the ``def`` line is decorators (possibly spanning several lines).
     start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ")))
-    return "\n".join(lines[start:]) + "\n"
+    return "\n".join(lines[start:]) + "\n", first + start
 
 
 def function_template(
@@ -117,9 +122,12 @@ def function_template(
         cache_ignore_inputs=cache_ignore_inputs,
         retries=retries,
     )
+    source, line = function_source(fn)
     template.custom.update(
         {
-            "python_source": function_source(fn),
+            "python_source": source,
+            "source_file": inspect.getsourcefile(fn) or "<unknown>",
+            "source_line": line,
             "function_name": fn.__name__,
             "output_kind": kind,
             "output_type_name": _return_type_name(fn) if kind in ("namedtuple", "typeddict") else "",

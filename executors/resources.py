@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from flyteidl.core import tasks_pb2
+
+# A Kubernetes-style quantity: 2, 0.5, 500m, 4Gi, 1e3 ...
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 
 _NAMES = {
     "cpu": tasks_pb2.Resources.CPU,
@@ -41,7 +45,12 @@ def resources_from_mapping(
             if key not in _NAMES:
                 known = ", ".join(sorted(_NAMES))
                 raise ValueError(f"{where}.{kind}: unknown resource {name!r}; known: {known}")
-            target.add(name=_NAMES[key], value=str(value))
+            text = str(value).strip()
+            if isinstance(value, bool) or not _QUANTITY.match(text):
+                raise ValueError(
+                    f"{where}.{kind}.{name}: {value!r} is not a quantity (examples: 2, 0.5, 500m, 4Gi)"
+                )
+            target.add(name=_NAMES[key], value=text)
     return resources
 
 

@@ -66,9 +66,10 @@ def main(argv: list[str]) -> int:
     _provide_return_type(namespace, custom)
     try:
         # Annotations stay unevaluated: they may name types of the DAG file that are not here.
-        code = compile(
-            custom["python_source"], f"<task {name}>", "exec", flags=__future__.annotations.compiler_flag
-        )
+        # Padded to its line in the DAG file, so tracebacks point at the DAG author's own lines.
+        source = "\n" * (int(custom.get("source_line", 1)) - 1) + custom["python_source"]
+        flags = __future__.annotations.compiler_flag
+        code = compile(source, custom.get("source_file", f"<task {name}>"), "exec", flags=flags)
         exec(code, namespace)
         function = namespace[name]
         kwargs = read_inputs(inputs_file, template_file)

@@ -1,0 +1,123 @@
+"""``@task.executor``: interface from annotations, mapping, outputs, errors by exception class."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from airflow.sdk import DAG, task
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from flyteidl.core import types_pb2
+
+from airflow_provider import executor_task
+from executors import LiteralConversionError
+from tests.airflow_provider import dagtest
+from tests.airflow_provider.dagtest import DagTestRun
+
+
+class Pair(NamedTuple):
+    left: int
+    right: str
+
+
+def build(fn, **kwargs):  # type: ignore[no-untyped-def]
+    with DAG(dag_id="decorator_unit", schedule=None, start_date=dt.datetime(2026, 1, 1)):
+        return task.executor(fn, **kwargs)(1) if fn.__code__.co_argcount else task.executor(fn, **kwargs)()
+
+
+def test_importable_from_the_package_and_registered_on_task() -> None:
+    assert callable(executor_task)
+    assert hasattr(task, "executor")
+
+
+def test_annotations_become_the_interface() -> None:
+    def f(x: int, names: list[str] | None = None) -> Pair:
+        return Pair(x, "a")
+
+    op = build(f).operator
+    template = op.task_template.value
+    inputs = template["interface"]["inputs"]["variables"]
+    outputs = template["interface"]["outputs"]["variables"]
+    assert inputs["x"]["type"] == {"simple": "INTEGER"}
+    assert "union_type" in inputs["names"]["type"]
+    assert set(outputs) == {"left", "right"}
+    assert template["custom"]["function_name"] == "f"
+    assert "def f(x: int" in template["custom"]["python_source"]
+    assert "@task" not in template["custom"]["python_source"]
+
+
+def test_a_plain_return_is_the_single_output_o0() -> None:
+    def f(x: int) -> float:
+        return x / 2
+
+    template = build(f).operator.task_template.value
+    out = template["interface"]["outputs"]["variables"]
+    assert list(out) == ["o0"] and out["o0"]["type"]["simple"] == types_pb2.SimpleType.Name(types_pb2.FLOAT)
+
+
+@pytest.mark.parametrize(
+    ("source", "culprit"),
+    [
+        ("def f(x: set[int]) -> int: return 1", "parameter 'x'"),
+        ("def f(x) -> int: return 1", "parameter 'x'"),
+        ("def f(x: int): return 1", "return"),
+        ("def f(*xs: int) -> int: return 1", "parameter 'xs'"),
+        ("def f(ti: int) -> int: return 1", "parameter 'ti'"),
+        ("async def f(x: int) -> int: return 1", "function f"),
+    ],
+)
+def test_unsupported_signatures_fail_at_parse_time_naming_the_culprit(source: str, culprit: str) -> None:
+    namespace: dict = {}  # type: ignore[type-arg]
+    exec(source, namespace)
+    with pytest.raises(LiteralConversionError, match=culprit):
+        build(namespace["f"])
+
+
+# -- dag.test() --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def taskflow(test_dags: Path) -> DagTestRun:
+    module = dagtest.load_dag_module(test_dags / "provider_test_taskflow.py")
+    return dagtest.run_dag_test(module.dag)
+
+
+def test_mapped_decorated_task(taskflow: DagTestRun) -> None:
+    for index, x in enumerate([1, 2, 3]):
+        assert taskflow.task("square", index) == dagtest.TaskResult("success", 1)
+        assert taskflow.xcom("square", map_index=index) == x * x
+    assert taskflow.xcom("total") == 14
+
+
+def test_typed_dict_return_gives_one_xcom_per_field(taskflow: DagTestRun) -> None:
+    assert taskflow.xcom("split") == {"head": 5, "tail": [6, 7]}
+    assert taskflow.xcom("split", "head") == 5
+    assert taskflow.xcom("split", "tail") == [6, 7]
+
+
+def test_user_exception_fails_without_retry_with_its_traceback(taskflow: DagTestRun) -> None:
+    assert taskflow.task("bad_value") == dagtest.TaskResult("failed", 1)  # retries=3 ignored
+    [failure] = taskflow.callbacks_of("bad_value")
+    assert isinstance(failure.exception, AirflowFailException)
+    text = str(failure.exception)
+    assert "[user:ValueError] ValueError: x=1 is not acceptable" in text
+    assert (
+        "Traceback (most recent call last)" in text
+        and 'provider_test_taskflow.py", line 48, in bad_value' in text
+    )
+
+
+def test_recoverable_error_is_retried(taskflow: DagTestRun) -> None:
+    assert taskflow.task("flaky") == dagtest.TaskResult("success", 2)
+    [retry] = taskflow.callbacks_of("flaky")
+    assert type(retry.exception) is AirflowException and "RecoverableError" in str(retry.exception)
+    assert taskflow.xcom("flaky") == 101
+
+
+def test_retry_on_names_exception_classes_and_their_subclasses(taskflow: DagTestRun) -> None:
+    assert taskflow.task("network") == dagtest.TaskResult("success", 2)
+    [retry] = taskflow.callbacks_of("network")
+    assert "ConnectionRefusedError" in str(retry.exception)
+    assert taskflow.xcom("network") == 7

@@ -1,0 +1,437 @@
+"""ExecutorOperator: the phase table, outputs, bad input, and both waiting modes.
+
+Two levels:
+
+* ``execute`` / ``execute_complete`` called directly with a minimal context (a task instance that
+  records XCom pushes), real executors underneath: exact exceptions and messages, fast.
+* ``dag.test()`` of the DAG files in ``tests/airflow_provider/dags/`` (a second DAG bundle, see
+  ``dagtest.py``): the real task runner, the inline trigger, Airflow's retry handling, XComs in the
+  metadata DB. One run per DAG serves many tests (module-scoped fixtures).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
+from flyteidl.core import tasks_pb2
+from google.protobuf.message import DecodeError
+
+from airflow_provider import config
+from airflow_provider.execution import ExecutionHandle
+from airflow_provider.identity import execution_folder
+from airflow_provider.links import RUN_URL_XCOM_KEY
+from airflow_provider.operators import ExecutorOperator
+from airflow_provider.triggers import ExecutorTrigger
+from executors import TaskPhase, default_registry
+from executors.task_template import build_task_template
+from tests.airflow_provider import dagtest
+from tests.airflow_provider.dagtest import DagTestRun
+from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor, recorded_calls_in
+
+default_registry.register(ScriptedExecutor, source="tests/airflow_provider/test_operators.py")
+
+SHOUT = """
+import sys
+from executors import task_io
+inputs = task_io.read_inputs(sys.argv[1], sys.argv[3])
+task_io.write_outputs(
+    sys.argv[2], {"y": 2 * inputs["x"], "shout": [w.upper() for w in inputs["words"]]}, sys.argv[3]
+)
+"""
+ARGS = ["{{.input}}", "{{.outputPrefix}}", "{{.taskTemplatePath}}"]
+
+
+@dataclasses.dataclass
+class FakeTI:
+    """The part of a RuntimeTaskInstance the operator uses."""
+
+    task_id: str
+    dag_id: str = "unit_dag"
+    run_id: str = "manual__unit"
+    try_number: int = 1
+    map_index: int = -1
+    xcoms: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        json.dumps(value)  # XCom values must be JSON-safe
+        self.xcoms[key] = value
+
+
+def context_for(op: ExecutorOperator, **ti_fields: Any) -> dict[str, Any]:
+    return {"ti": FakeTI(task_id=op.task_id, **ti_fields), "task": op}
+
+
+def shout_operator(tmp_path: Path, **kwargs: Any) -> ExecutorOperator:
+    return ExecutorOperator(
+        task_id=kwargs.pop("task_id", "shout"),
+        command=["python", "-c", SHOUT, *ARGS],
+        input_types={"x": int, "words": list[str]},
+        output_types={"y": int, "shout": list[str]},
+        inputs={"x": 21, "words": ["a", "b"]},
+        data_dir=str(tmp_path / "data"),
+        poll_interval=0.1,
+        **kwargs,
+    )
+
+
+def scripted_operator(tmp_path: Path, script: dict[str, list[str]], **kwargs: Any) -> ExecutorOperator:
+    return ExecutorOperator(
+        task_id=kwargs.pop("task_id", "scripted"),
+        executor_id=SCRIPTED_ID,
+        command=["never-run"],
+        executor_options={"script": script},
+        data_dir=str(tmp_path / "data"),
+        poll_interval=0.01,
+        deferrable=False,
+        **kwargs,
+    )
+
+
+def nothing_written(tmp_path: Path) -> bool:
+    return not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("*"))
+
+
+# -- construction --------------------------------------------------------------------------------
+
+
+def test_executor_kwarg_with_one_of_our_ids_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"executor_id='local'"):
+        ExecutorOperator(task_id="t", command=["true"], executor="local")
+
+
+def test_exactly_one_of_command_and_task_template() -> None:
+    with pytest.raises(ValueError, match="exactly one of task_template= or command="):
+        ExecutorOperator(task_id="t")
+    with pytest.raises(ValueError, match="exactly one of task_template= or command="):
+        ExecutorOperator(task_id="t", command=["true"], task_template={"type": "container"})
+
+
+# -- execute() with a minimal context -----------------------------------------------------------
+
+
+def test_non_deferrable_runs_to_success_in_the_worker(tmp_path: Path) -> None:
+    op = shout_operator(tmp_path, deferrable=False)
+    context = context_for(op)
+
+    result = op.execute(context)  # type: ignore[arg-type]
+
+    assert result == {"y": 42, "shout": ["A", "B"]}
+    xcoms = context["ti"].xcoms
+    assert xcoms["y"] == 42 and xcoms["shout"] == ["A", "B"]
+    folder = execution_folder(
+        str(tmp_path / "data"), dag_id="unit_dag", run_id="manual__unit", task_id="shout", map_index=-1,
+        try_number=1,
+    )  # fmt: skip
+    assert xcoms[RUN_URL_XCOM_KEY] == f"file://{folder}/logs"
+    assert Path(folder, "outputs.pb").exists() and Path(folder, "task.pb").exists()
+
+
+def test_deferrable_defers_then_completes_from_the_trigger_event(tmp_path: Path) -> None:
+    op = shout_operator(tmp_path, deferrable=True, timeout=dt.timedelta(minutes=10))
+    context = context_for(op)
+
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)  # type: ignore[arg-type]
+
+    assert deferred.value.method_name == "execute_complete"
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, ExecutorTrigger)
+    backstop = deferred.value.timeout
+    assert isinstance(backstop, dt.timedelta)
+    assert dt.timedelta(minutes=14) < backstop <= dt.timedelta(minutes=15)  # timeout + 5 min backstop
+    _, kwargs = trigger.serialize()
+    handle = ExecutionHandle.from_dict(json.loads(json.dumps(kwargs))["handle"])
+    assert handle.driver["accepted"] is True  # started in the worker, the trigger only watches
+    assert handle.task_ctx.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED)
+
+    async def first_event() -> dict[str, Any]:
+        async for event in ExecutorTrigger(**kwargs).run():
+            return event.payload  # type: ignore[no-any-return]
+        raise AssertionError("no event")
+
+    payload = asyncio.run(first_event())
+    result = op.execute_complete(context, event=json.loads(json.dumps(payload)))  # type: ignore[arg-type]
+
+    assert result == {"y": 42, "shout": ["A", "B"]}
+    assert context["ti"].xcoms["y"] == 42
+
+
+def test_execute_complete_without_a_status_event_fails(tmp_path: Path) -> None:
+    op = shout_operator(tmp_path)
+    with pytest.raises(AirflowException, match="without a status event"):
+        op.execute_complete(context_for(op), event=None)  # type: ignore[arg-type]
+
+
+def test_worker_timeout_kills_the_execution(tmp_path: Path) -> None:
+    script = "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(60)"
+    pid_file = tmp_path / "pid"
+    op = ExecutorOperator(
+        task_id="slow",
+        command=["python", "-c", script, str(pid_file)],
+        data_dir=str(tmp_path / "data"),
+        poll_interval=0.1,
+        deferrable=False,
+        timeout=1.5,
+    )
+    with pytest.raises(AirflowException, match="did not finish before") as raised:
+        op.execute(context_for(op))  # type: ignore[arg-type]
+    assert not isinstance(raised.value, AirflowFailException)  # a timeout is retryable
+    pid = int(pid_file.read_text())
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize(
+    ("script", "error", "fragments"),
+    [
+        (
+            {"*": ["RUNNING", "RETRYABLE_FAILURE"]},
+            AirflowException,
+            ["failed (retryable)", "ScriptedFlake", "the scripted backend flaked"],
+        ),
+        (
+            {"*": ["RUNNING", "PERMANENT_FAILURE"]},
+            AirflowFailException,
+            ["failed permanently (no retry)", "ScriptedBroken"],
+        ),
+        ({"*": ["RUNNING", "UNKNOWN"]}, AirflowException, ["StatusUnknown", "3 times in a row", "503"]),
+        ({"*": ["UNKNOWN"]}, AirflowException, ["StatusUnknown"]),
+        ({"*": ["RUNNING", "UNDEFINED"]}, AirflowException, ["UndefinedPhase", f"executor {SCRIPTED_ID!r}"]),
+    ],
+    ids=["retryable", "permanent", "unknown-streak", "unknown-at-start", "undefined"],
+)
+def test_phase_table_in_the_worker(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    script: dict[str, list[str]],
+    error: type[Exception],
+    fragments: list[str],
+) -> None:
+    monkeypatch.setenv("AIRFLOW__PROVIDER_EXECUTORS__UNKNOWN_LIMIT", "3")
+    op = scripted_operator(tmp_path, script)
+    with pytest.raises(error) as raised:
+        op.execute(context_for(op))  # type: ignore[arg-type]
+    if error is AirflowException:
+        assert not isinstance(raised.value, AirflowFailException)
+    for fragment in fragments:
+        assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "fragments"),
+    [
+        (
+            {"input_types": {"count": int}, "inputs": {"count": "seven"}},
+            ["input 'count'", "expected integer", "'seven'"],
+        ),
+        ({"input_types": {"count": int, "label": str}, "inputs": {"count": 7}}, ["missing input 'label'"]),
+        (
+            {"input_types": {"count": int}, "inputs": {"count": 7, "colour": "red"}},
+            ["unknown input 'colour'"],
+        ),
+        (
+            {"executor_id": "no-such-executor"},
+            ["unknown executor id 'no-such-executor'", "known executors:", "'local'"],
+        ),
+        ({"requests": {"gpus": 1}}, ["bad.requests: unknown resource 'gpus'", "known: cpu"]),
+    ],
+    ids=["wrong-type", "missing", "unknown-input", "unknown-executor", "bad-resource"],
+)
+def test_bad_input_fails_without_retry_naming_the_culprit(
+    tmp_path: Path, kwargs: dict[str, Any], fragments: list[str]
+) -> None:
+    op = ExecutorOperator(
+        task_id="bad", command=["python", "-c", "pass"], data_dir=str(tmp_path / "data"), **kwargs
+    )
+    context = context_for(op)
+    with pytest.raises(AirflowFailException) as raised:
+        op.execute(context)  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert message.startswith("bad: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert context["ti"].xcoms == {RUN_URL_XCOM_KEY: ""}  # the link has a value, nothing started
+    assert nothing_written(tmp_path)
+
+
+def write_truncated_template(path: Path) -> None:
+    template = build_task_template(["python", "-c", "print('hello')"], name="x.y", inputs={"a": int})
+    data = template.SerializeToString()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DecodeError):  # make sure it really is unparseable
+        tasks_pb2.TaskTemplate.FromString(path.read_bytes())
+
+
+@pytest.mark.parametrize("kind", ["missing", "truncated", "missing-json"])
+def test_bad_template_file_fails_without_retry_naming_the_file(tmp_path: Path, kind: str) -> None:
+    name = {"missing": "nope.pb", "truncated": "cut.pb", "missing-json": "t.json"}[kind]
+    path = tmp_path / "templates" / name
+    if kind == "truncated":
+        write_truncated_template(path)
+    op = ExecutorOperator(task_id="bad", task_template=str(path), data_dir=str(tmp_path / "data"))
+    with pytest.raises(AirflowFailException) as raised:
+        op.execute(context_for(op))  # type: ignore[arg-type]
+    message = str(raised.value)
+    assert str(path) in message
+    assert ("truncated" if kind == "truncated" else "not found") in message
+    assert nothing_written(tmp_path)
+
+
+def test_task_template_from_a_file(tmp_path: Path) -> None:
+    template = build_task_template(
+        ["python", "-c", SHOUT, *ARGS],
+        name="from.file",
+        inputs={"x": int, "words": list[str]},
+        outputs={"y": int, "shout": list[str]},
+    )
+    path = tmp_path / "shout.pb"
+    path.write_bytes(template.SerializeToString())
+    op = ExecutorOperator(
+        task_id="from_file",
+        task_template=str(path),
+        inputs={"x": 1, "words": ["q"]},
+        data_dir=str(tmp_path / "data"),
+        poll_interval=0.1,
+        deferrable=False,
+    )
+    assert op.execute(context_for(op)) == {"y": 2, "shout": ["Q"]}  # type: ignore[arg-type]
+
+
+def test_task_without_outputs_succeeds(tmp_path: Path) -> None:
+    op = ExecutorOperator(
+        task_id="no_outputs",
+        command=["python", "-c", "print('side effects only')"],
+        data_dir=str(tmp_path / "data"),
+        poll_interval=0.1,
+        deferrable=False,
+    )
+    assert op.execute(context_for(op)) == {}  # type: ignore[arg-type]
+
+
+# -- dag.test() ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def phases(test_dags: Path) -> Iterator[tuple[DagTestRun, list[str]]]:
+    """One ``dag.test()`` of provider_test_phases; also which tasks deferred."""
+    deferred: list[str] = []
+    real_defer = ExecutorOperator.defer
+
+    def spy(self: ExecutorOperator, **kwargs: Any) -> Any:
+        deferred.append(self.task_id)
+        return real_defer(self, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIRFLOW__PROVIDER_EXECUTORS__UNKNOWN_LIMIT", "3")
+        mp.setattr(ExecutorOperator, "defer", spy)
+        module = dagtest.load_dag_module(test_dags / "provider_test_phases.py")
+        yield dagtest.run_dag_test(module.dag), deferred
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(test_dags: Path) -> DagTestRun:
+    module = dagtest.load_dag_module(test_dags / "provider_test_bad_inputs.py")
+    write_truncated_template(Path(module.TRUNCATED_TEMPLATE))
+    assert not os.path.exists(module.MISSING_TEMPLATE)
+    return dagtest.run_dag_test(module.dag)
+
+
+def test_dag_succeeded_publishes_each_output_and_the_whole_dict(phases: tuple[DagTestRun, list[str]]) -> None:
+    run, deferred = phases
+    assert run.task("succeeded") == dagtest.TaskResult("success", 1)
+    outputs = {"y": 42, "shout": ["A", "PROVIDER_TEST_PHASES"]}  # inputs were Jinja-rendered
+    assert run.xcom("succeeded") == outputs
+    assert run.xcom("succeeded", "y") == 42
+    assert run.xcom("succeeded", "shout") == ["A", "PROVIDER_TEST_PHASES"]
+    assert run.xcom("succeeded", RUN_URL_XCOM_KEY).startswith("file://")
+    assert "succeeded" in deferred
+    assert run.callbacks_of("succeeded") == []
+
+
+def test_dag_non_deferrable_succeeds_in_the_worker(phases: tuple[DagTestRun, list[str]]) -> None:
+    run, deferred = phases
+    assert run.task("in_worker") == dagtest.TaskResult("success", 1)
+    assert run.xcom("in_worker") == {"y": 42, "shout": ["A", "PROVIDER_TEST_PHASES"]}
+    assert "in_worker" not in deferred
+
+
+def test_dag_retryable_failure_is_retried(phases: tuple[DagTestRun, list[str]]) -> None:
+    run, _ = phases
+    assert run.task("retryable") == dagtest.TaskResult("success", 2)
+    [retry] = run.callbacks_of("retryable")
+    assert (retry.kind, retry.try_number) == ("retry", 1)
+    assert type(retry.exception) is AirflowException
+    assert "ScriptedFlake" in str(retry.exception) and "(retryable)" in str(retry.exception)
+
+
+def test_dag_permanent_failure_is_not_retried(phases: tuple[DagTestRun, list[str]], test_dags: Path) -> None:
+    run, deferred = phases
+    assert run.task("permanent") == dagtest.TaskResult("failed", 1)  # despite retries=2
+    [failure] = run.callbacks_of("permanent")
+    assert (failure.kind, failure.try_number) == ("failure", 1)
+    assert isinstance(failure.exception, AirflowFailException)
+    assert "ScriptedBroken" in str(failure.exception) and "permanently" in str(failure.exception)
+    # The worker started it, the trigger took over and only checked: one script, two processes.
+    assert "permanent" in deferred
+    folder = execution_folder(
+        config.data_dir(), dag_id=run.dag_id, run_id=run.run_id, task_id="permanent", map_index=-1,
+        try_number=1,
+    )  # fmt: skip
+    assert recorded_calls_in(folder) == ["start", "check"]
+
+
+def test_dag_unknown_streak_is_a_retryable_failure(phases: tuple[DagTestRun, list[str]]) -> None:
+    run, _ = phases
+    assert run.task("unknown") == dagtest.TaskResult("success", 2)
+    [retry] = run.callbacks_of("unknown")
+    assert (retry.kind, retry.try_number) == ("retry", 1)
+    assert "StatusUnknown" in str(retry.exception) and "3 times in a row" in str(retry.exception)
+
+
+def test_dag_undefined_phase_is_a_retryable_failure_naming_the_executor(
+    phases: tuple[DagTestRun, list[str]],
+) -> None:
+    run, _ = phases
+    assert run.task("undefined") == dagtest.TaskResult("success", 2)
+    [retry] = run.callbacks_of("undefined")
+    assert (retry.kind, retry.try_number) == ("retry", 1)
+    assert f"executor {SCRIPTED_ID!r} reported an undefined phase" in str(retry.exception)
+    assert "banana" in str(retry.exception)
+
+
+BAD_INPUT_FRAGMENTS = {
+    "wrong_type": ["input 'count'", "expected integer", "'seven'"],
+    "missing_input": ["missing input 'label'"],
+    "unknown_input": ["unknown input 'colour'"],
+    "unknown_executor": ["unknown executor id 'no-such-executor'", "known executors:", "'local'"],
+    "missing_template": ["does-not-exist.pb", "not found"],
+    "truncated_template": ["truncated.pb", "truncated"],
+}
+
+
+@pytest.mark.parametrize("task_id", sorted(BAD_INPUT_FRAGMENTS))
+def test_dag_bad_input_fails_at_once_naming_the_culprit(bad_inputs: DagTestRun, task_id: str) -> None:
+    assert bad_inputs.task(task_id) == dagtest.TaskResult("failed", 1)  # retries=2 not used
+    [failure] = bad_inputs.callbacks_of(task_id)
+    assert failure.kind == "failure"
+    assert isinstance(failure.exception, AirflowFailException)
+    message = str(failure.exception)
+    assert message.startswith(f"{task_id}: ")
+    for fragment in BAD_INPUT_FRAGMENTS[task_id]:
+        assert fragment in message, message
+    assert bad_inputs.xcom(task_id, RUN_URL_XCOM_KEY) == ""
+
+
+def test_dag_bad_inputs_run_failed(bad_inputs: DagTestRun) -> None:
+    assert bad_inputs.state == "failed"
+    assert len(bad_inputs.tasks) == len(BAD_INPUT_FRAGMENTS)
