@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import json
 import weakref
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from airflow_provider.stats import AirflowStatsScope
 from executors import (
@@ -26,6 +27,8 @@ from executors import (
 from executors.catalog import FsspecCatalog
 from executors.catalog.gate import CachingExecutor
 from executors.events import DataStoreEventRecorder
+
+T = TypeVar("T")
 
 
 class _LoopPool:
@@ -120,6 +123,20 @@ async def _catalog(spec: dict[str, Any]) -> FsspecCatalog:
 
         return await CatalogHook(spec["conn_id"]).aget_catalog()
     return FsspecCatalog(spec["root"])
+
+
+async def closing(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro``, then close every executor this loop's pool created: for the short-lived
+    loops of a worker (``asyncio.run`` per call). The triggerer's loop keeps its executors."""
+    try:
+        return await coro
+    finally:
+        pool = _pool()
+        futures, pool.executors = list(pool.executors.values()), {}
+        for future in futures:
+            if future.done() and not future.exception():
+                with contextlib.suppress(Exception):
+                    await future.result().close()
 
 
 def wake_event(owner_id: str) -> asyncio.Event:

@@ -13,7 +13,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from flyteidl.core import literals_pb2, tasks_pb2
 
-from airflow_provider import config
+from airflow_provider import config, executor_pool
 from airflow_provider.execution import (
     ExecutionHandle,
     executor_for,
@@ -230,7 +230,7 @@ class ExecutorOperator(BaseOperator):
     # -- execute -------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> Any:
-        return run_sync(self._execute(context))
+        return run_sync(executor_pool.closing(self._execute(context)))
 
     async def _execute(self, context: Context) -> Any:
         ti = context["ti"]
@@ -352,7 +352,7 @@ class ExecutorOperator(BaseOperator):
             raise AirflowException(
                 f"{self.task_id}: the trigger ended without a status event: {event!r:.200}"
             )
-        return run_sync(self._complete(context, event))
+        return run_sync(executor_pool.closing(self._complete(context, event)))
 
     async def _complete(self, context: Context, event: dict[str, Any]) -> Any:
         store = DataStore()
@@ -378,7 +378,11 @@ class ExecutorOperator(BaseOperator):
             if cache.get("error"):
                 self.log.warning("catalog trouble (the task is not affected): %s", cache["error"])
             context["ti"].xcom_push(key=CACHE_STATUS_XCOM_KEY, value=cache["status"])
-        logs = await executor.read_logs(ctx)
+        try:
+            logs = await executor.read_logs(ctx)
+        except Exception as exc:  # logs are a courtesy: never fail a task over them
+            self.log.warning("could not read the output of %s: %s", ctx.generated_name, exc)
+            logs = None
         if logs:
             self.log.info("output of %s:\n%s", ctx.generated_name, logs)
         if status.phase is TaskPhase.SUCCEEDED:

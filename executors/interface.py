@@ -170,7 +170,13 @@ class Executor(abc.ABC):
 
     async def read_logs(self, task_ctx: TaskContext, max_bytes: int = 64_000) -> str | None:
         """The last ``max_bytes`` of the execution's output, copied into the Airflow task log at
-        the end. ``None`` when the backend keeps no logs we can read."""
+        the end. ``None`` when the backend keeps no logs we can read. Best effort: the engine
+        ignores (and logs) an exception raised here."""
+        return None
+
+    async def close(self) -> None:
+        """Release what ``initialize`` acquired (clients, connections). Called once, when the
+        engine is done with this instance; the default does nothing."""
         return None
 
     @abc.abstractmethod

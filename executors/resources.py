@@ -9,7 +9,9 @@ from typing import Any
 from flyteidl.core import tasks_pb2
 
 # A Kubernetes-style quantity: 2, 0.5, 500m, 4Gi, 1e3 ...
-_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
+_QUANTITY = re.compile(
+    r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?(n|u|m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+)
 
 _NAMES = {
     "cpu": tasks_pb2.Resources.CPU,

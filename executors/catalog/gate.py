@@ -221,6 +221,9 @@ class CachingExecutor(Executor):
             return await OutputsResolver(self._store).resolve_outputs(task_ctx, *output_variables)
         return await self.inner.resolve_outputs(self._inner_ctx(task_ctx), *output_variables)
 
+    async def close(self) -> None:
+        await self.inner.close()
+
     def get_run_url(self, task_ctx: TaskContext) -> str | None:
         return self.inner.get_run_url(self._inner_ctx(task_ctx))
 
