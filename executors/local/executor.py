@@ -36,10 +36,15 @@ from typing import Any
 import psutil
 from flyteidl.core import literals_pb2, tasks_pb2
 
+from executors.container import (
+    container_command,
+    status_after_success,
+    status_from_error_file,
+    task_environment,
+)
 from executors.context import TaskContext
-from executors.errors import CorruptDataError, DataStoreError, TemplateRenderError
 from executors.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
-from executors.outputs import OutputsResolver, read_error_document, status_from_error_document
+from executors.outputs import OutputsResolver
 from executors.phase import TaskPhase
 from executors.status import (
     TASK_STATUS_QUEUED,
@@ -51,7 +56,6 @@ from executors.status import (
     retryable_failure,
 )
 from executors.storage import DataStore, is_local, local_path
-from executors.templating import TemplateParameters, render_command
 
 SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.py")
 
@@ -205,15 +209,6 @@ class LocalExecutor(Executor):
     async def start_task(
         self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, inputs: literals_pb2.LiteralMap
     ) -> TaskStatus:
-        if not task.HasField("container") or (not task.container.command and not task.container.args):
-            return permanent_failure(
-                TaskError(
-                    "MissingContainer",
-                    f"task {task.id.name or '<unnamed>'}: the local executor runs container tasks, "
-                    "and this template has no container command",
-                    ErrorOrigin.USER,
-                )
-            )
         for ref_name in ("inputs_file", "outputs_file", "error_file"):
             ref = getattr(task_ctx, ref_name)
             if ref.startswith("memory://"):
@@ -225,52 +220,20 @@ class LocalExecutor(Executor):
                         ErrorOrigin.USER,
                     )
                 )
-        try:
-            command = render_command(
-                [*task.container.command, *task.container.args], self._params(task_ctx, inputs)
-            )
-        except TemplateRenderError as exc:
-            return permanent_failure(TaskError("InvalidCommand", str(exc), ErrorOrigin.USER))
+        command = container_command(self.id, task, task_ctx, inputs)
+        if isinstance(command, TaskStatus):
+            return command
         env = self._environment(task_ctx, task)
         launched = await asyncio.to_thread(self._launch, task_ctx, command, env)
         if launched is None:  # already claimed by an earlier start: re-attach, never launch twice
             return await self.check_task_status(task_ctx, task)
         return launched
 
-    def _params(self, task_ctx: TaskContext, inputs: literals_pb2.LiteralMap) -> TemplateParameters:
-        def path(ref: str) -> str:
-            return local_path(ref) if is_local(ref) else ref
-
-        return TemplateParameters(
-            input_file=path(task_ctx.inputs_file),
-            input_prefix=path(task_ctx.input_prefix),
-            output_prefix=path(task_ctx.output_prefix),
-            raw_output_prefix=path(task_ctx.raw_output_prefix),
-            checkpoint_output_prefix=path(task_ctx.checkpoint_prefix),
-            prev_checkpoint_prefix=path(task_ctx.prev_checkpoint_prefix),
-            per_retry_unique_key=task_ctx.generated_name,
-            task_template_path=path(task_ctx.task_template_file),
-            inputs=inputs,
-        )
-
     def _environment(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, str]:
         env = {k: os.environ[k] for k in self.inherit_env if k in os.environ}
         bin_dir = os.path.dirname(sys.executable)
         env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", os.defpath)) if p)
-        ident = task_ctx.task_execution_id.id
-        # What flytekit's entrypoint reads to know where it runs.
-        env.update(
-            {
-                "FLYTE_INTERNAL_EXECUTION_PROJECT": ident.node_execution_id.execution_id.project,
-                "FLYTE_INTERNAL_EXECUTION_DOMAIN": ident.node_execution_id.execution_id.domain,
-                "FLYTE_INTERNAL_EXECUTION_ID": ident.node_execution_id.execution_id.name,
-                "FLYTE_INTERNAL_TASK_NAME": ident.task_id.name,
-                "FLYTE_INTERNAL_TASK_VERSION": ident.task_id.version,
-                "FLYTE_ATTEMPT_NUMBER": str(ident.retry_attempt),
-            }
-        )
-        env.update({kv.key: kv.value for kv in task.container.env})
-        env.update(task_ctx.overrides.environment)
+        env.update(task_environment(task_ctx, task))
         return env
 
     def _launch(self, task_ctx: TaskContext, command: list[str], env: dict[str, str]) -> TaskStatus | None:
@@ -384,7 +347,7 @@ class LocalExecutor(Executor):
         if exit_code is None:
             return status
         if exit_code == 0:
-            return await self._status_after_success(task_ctx, task)
+            return await status_after_success(self._store, task_ctx, task, what="the command exited 0")
         return await self._status_after_failure(task_ctx, exit_code)
 
     def _status_from_disk_sync(self, task_ctx: TaskContext) -> tuple[TaskStatus, int | None]:
@@ -443,33 +406,10 @@ class LocalExecutor(Executor):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.state_root, "running", f"{task_ctx.generated_name}.json"))
 
-    async def _status_after_success(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> TaskStatus:
-        if not task.interface.outputs.variables:
-            return TaskStatus(TaskPhase.SUCCEEDED)
-        try:
-            present = await self._store.exists(task_ctx.outputs_file)
-        except DataStoreError as exc:
-            return TaskStatus(TaskPhase.UNKNOWN, err=TaskError("DataStoreUnavailable", str(exc)))
-        if present:
-            return TaskStatus(TaskPhase.SUCCEEDED)
-        declared = ", ".join(sorted(task.interface.outputs.variables))
-        return permanent_failure(
-            TaskError(
-                "OutputsNotFound",
-                f"the command exited 0 but wrote no {task_ctx.outputs_file} (declared outputs: {declared})",
-                ErrorOrigin.USER,
-            )
-        )
-
     async def _status_after_failure(self, task_ctx: TaskContext, exit_code: int) -> TaskStatus:
-        try:
-            document = await read_error_document(self._store, task_ctx.error_file)
-        except CorruptDataError as exc:
-            return retryable_failure(TaskError("CorruptErrorFile", str(exc), ErrorOrigin.SYSTEM))
-        except DataStoreError as exc:
-            return TaskStatus(TaskPhase.UNKNOWN, err=TaskError("DataStoreUnavailable", str(exc)))
-        if document is not None:
-            return status_from_error_document(document)
+        from_file = await status_from_error_file(self._store, task_ctx)
+        if from_file is not None:
+            return from_file
         stdout_path, stderr_path = self.log_paths(task_ctx)
         tail = await asyncio.to_thread(_tail, stderr_path, self.log_tail_bytes)
         if not tail:

@@ -53,10 +53,15 @@ from typing import Any
 import httpx
 from flyteidl.core import literals_pb2, tasks_pb2
 
+from executors.container import (
+    container_command,
+    status_after_success,
+    status_from_error_file,
+    task_environment,
+)
 from executors.context import TaskContext
-from executors.errors import CorruptDataError, DataStoreError, TemplateRenderError
 from executors.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
-from executors.outputs import OutputsResolver, read_error_document, status_from_error_document
+from executors.outputs import OutputsResolver
 from executors.phase import TaskPhase
 from executors.resources import merged_resources, resource_value
 from executors.status import (
@@ -68,7 +73,6 @@ from executors.status import (
     unknown_status,
 )
 from executors.storage import DataStore, is_local, local_path, protocol_of
-from executors.templating import TemplateParameters, render_command
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 MAX_MESSAGE_CHARS = 2000
@@ -342,24 +346,12 @@ class RayExecutor(Executor):
     async def start_task(
         self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, inputs: literals_pb2.LiteralMap
     ) -> TaskStatus:
-        if not task.HasField("container") or (not task.container.command and not task.container.args):
-            return permanent_failure(
-                TaskError(
-                    "MissingContainer",
-                    f"task {task.id.name or '<unnamed>'}: the ray executor runs container tasks, "
-                    "and this template has no container command",
-                    ErrorOrigin.USER,
-                )
-            )
         unreachable = self._data_dir_problem(task_ctx)
         if unreachable is not None:
             return permanent_failure(TaskError("DataDirNotShared", unreachable, ErrorOrigin.USER))
-        try:
-            command = render_command(
-                [*task.container.command, *task.container.args], _template_parameters(task_ctx, inputs)
-            )
-        except TemplateRenderError as exc:
-            return permanent_failure(TaskError("InvalidCommand", str(exc), ErrorOrigin.USER))
+        command = container_command(self.id, task, task_ctx, inputs)
+        if isinstance(command, TaskStatus):
+            return command
         try:
             resources = ray_entrypoint_resources(
                 merged_resources(task.container.resources, task_ctx.overrides.resources)
@@ -458,18 +450,7 @@ class RayExecutor(Executor):
             await asyncio.to_thread(make)
 
     def _runtime_env(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, Any]:
-        ident = task_ctx.task_execution_id.id
-        env: dict[str, str] = {
-            # What flytekit's entrypoint reads to know where it runs.
-            "FLYTE_INTERNAL_EXECUTION_PROJECT": ident.node_execution_id.execution_id.project,
-            "FLYTE_INTERNAL_EXECUTION_DOMAIN": ident.node_execution_id.execution_id.domain,
-            "FLYTE_INTERNAL_EXECUTION_ID": ident.node_execution_id.execution_id.name,
-            "FLYTE_INTERNAL_TASK_NAME": ident.task_id.name,
-            "FLYTE_INTERNAL_TASK_VERSION": ident.task_id.version,
-            "FLYTE_ATTEMPT_NUMBER": str(ident.retry_attempt),
-        }
-        env.update({kv.key: kv.value for kv in task.container.env})
-        env.update(task_ctx.overrides.environment)
+        env = task_environment(task_ctx, task)
         runtime_env = copy.deepcopy(self.runtime_env)
         configured = {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()}
         runtime_env["env_vars"] = {**configured, **env}
@@ -546,7 +527,8 @@ class RayExecutor(Executor):
         if ray_status == "RUNNING":
             return TaskStatus(TaskPhase.RUNNING, state=state)
         if ray_status == "SUCCEEDED":
-            return (await self._status_after_success(task_ctx, task)).with_state(state)
+            what = f"Ray job {task_ctx.generated_name} succeeded"
+            return (await status_after_success(self._store, task_ctx, task, what=what)).with_state(state)
         if ray_status == "FAILED":
             return (await self._status_after_failure(task_ctx, info)).with_state(state)
         if ray_status == "STOPPED":
@@ -562,34 +544,10 @@ class RayExecutor(Executor):
             TaskError("RayStatusError", f"job {name}: unrecognized Ray job status {ray_status!r}")
         ).with_state(state)
 
-    async def _status_after_success(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> TaskStatus:
-        if not task.interface.outputs.variables:
-            return TaskStatus(TaskPhase.SUCCEEDED)
-        try:
-            present = await self._store.exists(task_ctx.outputs_file)
-        except DataStoreError as exc:
-            return unknown_status(TaskError("DataStoreUnavailable", str(exc), ErrorOrigin.SYSTEM))
-        if present:
-            return TaskStatus(TaskPhase.SUCCEEDED)
-        declared = ", ".join(sorted(task.interface.outputs.variables))
-        return permanent_failure(
-            TaskError(
-                "OutputsNotFound",
-                f"Ray job {task_ctx.generated_name} succeeded but wrote no {task_ctx.outputs_file} "
-                f"(declared outputs: {declared})",
-                ErrorOrigin.USER,
-            )
-        )
-
     async def _status_after_failure(self, task_ctx: TaskContext, info: Mapping[str, Any]) -> TaskStatus:
-        try:
-            document = await read_error_document(self._store, task_ctx.error_file)
-        except CorruptDataError as exc:
-            return retryable_failure(TaskError("CorruptErrorFile", str(exc), ErrorOrigin.SYSTEM))
-        except DataStoreError as exc:
-            return unknown_status(TaskError("DataStoreUnavailable", str(exc), ErrorOrigin.SYSTEM))
-        if document is not None:
-            return status_from_error_document(document)
+        from_file = await status_from_error_file(self._store, task_ctx)
+        if from_file is not None:
+            return from_file
         exit_code = info.get("driver_exit_code")
         error_type = info.get("error_type")
         message = _shorten(str(info.get("message") or "no message"))
@@ -656,22 +614,3 @@ class RayExecutor(Executor):
     ) -> dict[str, literals_pb2.Literal]:
         resolver = self._outputs or OutputsResolver(self._store)
         return await resolver.resolve_outputs(task_ctx, *output_variables)
-
-
-def _template_parameters(task_ctx: TaskContext, inputs: literals_pb2.LiteralMap) -> TemplateParameters:
-    """Flyte's placeholder values; local references become plain paths (as on a shared mount)."""
-
-    def path(ref: str) -> str:
-        return local_path(ref) if ref and is_local(ref) else ref
-
-    return TemplateParameters(
-        input_file=path(task_ctx.inputs_file),
-        input_prefix=path(task_ctx.input_prefix),
-        output_prefix=path(task_ctx.output_prefix),
-        raw_output_prefix=path(task_ctx.raw_output_prefix),
-        checkpoint_output_prefix=path(task_ctx.checkpoint_prefix),
-        prev_checkpoint_prefix=path(task_ctx.prev_checkpoint_prefix),
-        per_retry_unique_key=task_ctx.generated_name,
-        task_template_path=path(task_ctx.task_template_file),
-        inputs=inputs,
-    )
