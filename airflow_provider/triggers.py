@@ -20,6 +20,19 @@ from airflow_provider.execution import (
 )
 from executors import DataStore, ErrorOrigin, TaskError, TaskStatus, retryable_failure
 
+_background: set[asyncio.Task[Any]] = set()
+"""Strong references to detached tasks (kills, warm-up): the loop keeps only weak ones."""
+
+_warmed_up = False
+
+
+def _detach(coro: Any) -> asyncio.Task[Any]:
+    task = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
 # States in which a cancelled trigger must NOT kill: the task is still deferred, so the trigger
 # was only moved (another triggerer took it over after a restart or a missed heartbeat).
 _STILL_DEFERRED = {"deferred"}
@@ -51,6 +64,12 @@ class ExecutorTrigger(BaseTrigger):
         handle = self.handle
         ctx = handle.task_ctx
         store = self._store = DataStore()
+        global _warmed_up
+        if not _warmed_up and self.task_instance is not None:
+            # The triggerer builds its in-process API on the first task-state query (~3 s): do it
+            # now, once per process, so that a user's kill later is decided at once.
+            _warmed_up = True
+            _detach(self._still_deferred())
         wake = executor_pool.wake_event(ctx.owner_id)
         try:
             status, handle = await self._watch(handle, store, wake)
@@ -105,9 +124,10 @@ class ExecutorTrigger(BaseTrigger):
                 await asyncio.wait_for(wake.wait(), timeout=delay)
             wake.clear()
 
-    async def _kill(self, executor: Any, ctx: Any, reason: str) -> None:
+    async def _kill(self, executor: Any, ctx: Any, reason: str, budget: float = 300.0) -> None:
         attempt = 0
         retry = executor.get_properties().requires_finalizer
+        deadline = asyncio.get_running_loop().time() + budget
         while True:
             attempt += 1
             try:
@@ -116,7 +136,8 @@ class ExecutorTrigger(BaseTrigger):
                 return
             except Exception as exc:
                 self.log.warning("kill of %s failed (attempt %d): %s", ctx.generated_name, attempt, exc)
-                if not retry:
+                if not retry or asyncio.get_running_loop().time() > deadline:
+                    self.log.error("giving up killing %s: it may still be running", ctx.generated_name)
                     return
                 # requires_finalizer: keep trying until it works (the triggerer bounds on_kill's time).
                 await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
@@ -141,9 +162,20 @@ class ExecutorTrigger(BaseTrigger):
         return str(getattr(state, "value", state)) in _STILL_DEFERRED
 
     async def on_kill(self) -> None:
-        """A user ended the deferred task: stop the execution (never after a terminal phase)."""
+        """A user ended the deferred task: stop the execution (never after a terminal phase).
+
+        The kill runs as its own task: Airflow 3.3 cancels a cancelled trigger again about every
+        second until it is gone, which would otherwise cut a kill off between SIGTERM and SIGKILL.
+        """
         if self._final_seen:
             return
+        kill = _detach(self._kill_unless_moved())
+        try:
+            await asyncio.shield(kill)
+        except asyncio.CancelledError:
+            self.log.info("the kill of %s goes on in the background", self.handle.task_ctx.generated_name)
+
+    async def _kill_unless_moved(self) -> None:
         if await self._still_deferred():
             self.log.info("trigger moved to another triggerer; leaving the execution running")
             return

@@ -1,0 +1,175 @@
+"""DAGs of the end-to-end suite (tests/e2e/test_local_stack.py): the local executor, real stack.
+
+Every task command is plain Python run by the provider's local executor. Its working directory is
+``<execution folder>/work``, where the execution folder is ``<data_dir>/<dag>/<run>/<task>/<try>``;
+the commands leave evidence for the tests next to it:
+
+- ``<try folder>/pids.txt``: one pid per line, written by each process of the task's tree;
+- ``<task folder>/starts.txt``: one line per start of the command, across tries and restarts.
+
+Small and fast on purpose: poll_interval=1 and sleeps of a few seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, task
+
+from airflow_provider.operators import ExecutorOperator
+
+PLACEHOLDERS = ["{{.input}}", "{{.outputPrefix}}", "{{.taskTemplatePath}}"]
+START = dt.datetime(2026, 1, 1)
+COMMON: dict[str, Any] = {"schedule": None, "start_date": START, "catchup": False, "tags": ["e2e"]}
+
+# a. outputs: runs a few seconds (long enough to be seen deferred), then writes typed outputs.
+PRODUCE = """
+import sys, time
+from executors import task_io
+inputs = task_io.read_inputs(sys.argv[1], sys.argv[3])
+time.sleep(inputs["seconds"])
+greeting = f"Hello, {inputs['name']}!"
+squares = [i * i for i in range(inputs["n"])]
+print(greeting, squares)
+task_io.write_outputs(sys.argv[2], {"greeting": greeting, "squares": squares}, sys.argv[3])
+"""
+
+# b. a process tree: this process, a Python child and that child's `sleep`; each records its pid.
+TREE = """
+import os, subprocess, sys
+PIDS = os.path.join(os.path.dirname(os.getcwd()), "pids.txt")
+CHILD = '''
+import os, subprocess, sys
+sleeper = subprocess.Popen(["sleep", "300"])
+with open(sys.argv[1], "a") as fh:
+    fh.write(f"{os.getpid()}\\\\n{sleeper.pid}\\\\n")
+sleeper.wait()
+'''
+with open(PIDS, "a") as fh:
+    fh.write(f"{os.getpid()}\\n")
+child = subprocess.Popen([sys.executable, "-c", CHILD, PIDS])
+sys.exit(child.wait())
+"""
+
+# c. counts its starts (a restart of the triggerer must not start it again), then runs a while.
+STEADY = """
+import os, sys, time
+from executors import task_io
+with open(os.path.join(os.getcwd(), "..", "..", "starts.txt"), "a") as fh:
+    fh.write(f"{os.getpid()} attempt={os.environ.get('FLYTE_ATTEMPT_NUMBER')}\\n")
+time.sleep(float(sys.argv[4]))
+task_io.write_outputs(sys.argv[2], {"pid": os.getpid()}, sys.argv[3])
+"""
+
+# b'. ignores SIGTERM: only the SIGKILL that follows kill_grace_period can end it.
+STUBBORN = """
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+with open(os.path.join(os.path.dirname(os.getcwd()), "pids.txt"), "a") as fh:
+    fh.write(f"{os.getpid()}\\n")
+time.sleep(300)
+"""
+
+# d. fails with a RECOVERABLE error on its first attempt, succeeds on the next one. Both d tasks
+# run a few seconds first: see apache/airflow#72716 in tests/e2e/airflow_stack.py (a trigger that
+# fires right after the deferral can race the worker's exit).
+FLAKY = """
+import os, sys, time
+from executors import task_io
+time.sleep(2)
+attempt = int(os.environ["FLYTE_ATTEMPT_NUMBER"])  # Airflow try_number - 1
+if attempt == 0:
+    task_io.write_error(sys.argv[2], "transient trouble on the first attempt", recoverable=True)
+    sys.exit(1)
+task_io.write_outputs(sys.argv[2], {"attempt": attempt}, sys.argv[3])
+"""
+
+# d. always fails with a NON_RECOVERABLE error: Airflow must not retry it, whatever retries says.
+BROKEN = """
+import sys, time
+from executors import task_io
+time.sleep(2)
+task_io.write_error(sys.argv[2], "the input can never work", recoverable=False)
+sys.exit(1)
+"""
+
+
+with DAG(dag_id="e2e_outputs", **COMMON):
+    produce = ExecutorOperator(
+        task_id="produce",
+        executor_id="local",
+        command=["python", "-c", PRODUCE, *PLACEHOLDERS],
+        input_types={"name": str, "n": int, "seconds": float},
+        output_types={"greeting": str, "squares": list[int]},
+        inputs={"name": "e2e", "n": 4, "seconds": 6.0},
+        poll_interval=1,
+    )
+
+    @task
+    def consume(greeting: str, squares: list[int], everything: dict[str, Any]) -> str:
+        assert everything == {"greeting": greeting, "squares": squares}, everything
+        return f"{greeting} sum={sum(squares)}"
+
+    # op.output["key"] is the XCom the operator pushed under that key.
+    consume(produce.output["greeting"], produce.output["squares"], produce.output)  # type: ignore[index, arg-type]
+
+
+with DAG(dag_id="e2e_mark_failed", **COMMON):
+    # Two identical trees: the test marks one failed (which warms the triggerer up), then the other.
+    for name in ("tree_1", "tree_2"):
+        ExecutorOperator(
+            task_id=name,
+            executor_id="local",
+            command=["python", "-c", TREE],
+            poll_interval=1,
+        )
+
+
+with DAG(dag_id="e2e_single_tree", **COMMON):
+    ExecutorOperator(
+        task_id="tree",
+        executor_id="local",
+        command=["python", "-c", TREE],
+        poll_interval=1,
+    )
+
+
+with DAG(dag_id="e2e_stubborn", **COMMON):
+    ExecutorOperator(
+        task_id="stubborn",
+        executor_id="local",
+        command=["python", "-c", STUBBORN],
+        executor_options={"kill_grace_period": 3},
+        poll_interval=1,
+    )
+
+
+with DAG(dag_id="e2e_triggerer_restart", **COMMON):
+    ExecutorOperator(
+        task_id="steady",
+        executor_id="local",
+        command=["python", "-c", STEADY, *PLACEHOLDERS, "20"],
+        output_types={"pid": int},
+        poll_interval=1,
+    )
+
+
+with DAG(dag_id="e2e_failures", **COMMON):
+    ExecutorOperator(
+        task_id="flaky",
+        executor_id="local",
+        command=["python", "-c", FLAKY, *PLACEHOLDERS],
+        output_types={"attempt": int},
+        poll_interval=1,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=3),
+    )
+    ExecutorOperator(
+        task_id="broken",
+        executor_id="local",
+        command=["python", "-c", BROKEN, *PLACEHOLDERS],
+        poll_interval=1,
+        retries=3,
+        retry_delay=dt.timedelta(seconds=1),
+    )

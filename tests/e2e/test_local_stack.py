@@ -1,0 +1,309 @@
+"""The provider on a real Airflow 3.3 stack (api-server, scheduler, dag-processor, triggerer).
+
+Each test triggers one DAG of ``tests/e2e/dags/e2e_local.py`` through the REST API and checks what a
+user would see (task states, pool slots, XComs) and what happened on the machine (processes, the
+local executor's files under ``<data_dir>/<dag>/<run>/<task>/<try>/``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, wait_until
+from tests.e2e.conftest import POLL_INTERVAL
+
+pytestmark = pytest.mark.e2e
+
+# Airflow cancels a deferred task's trigger, and so calls its on_kill(), about 2 s after the task
+# is marked failed (FIELD-NOTES); the provider promises the kill within two poll intervals of that.
+ON_KILL_DELAY = 2.0
+KILL_BUDGET = 2 * POLL_INTERVAL + ON_KILL_DELAY
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+def start_run(stack: AirflowStack, dag_id: str, label: str) -> str:
+    stack.client.wait_for_dag(dag_id, timeout=60)
+    stack.client.unpause(dag_id)
+    run_id = f"{label}-{uuid.uuid4().hex[:8]}"
+    stack.client.trigger(dag_id, run_id)
+    return run_id
+
+
+def wait_started(folder: Path, timeout: float = 20.0) -> dict[str, Any]:
+    """The local executor's ``pid.json`` (written once the task's process started)."""
+    return dict(
+        wait_until(lambda: read_json(folder / "local" / "pid.json"), timeout, f"{folder}/local/pid.json")
+    )
+
+
+def running_tree(
+    stack: AirflowStack,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    n_pids: int = 3,
+) -> tuple[Path, dict[int, float]]:
+    """Wait until the task is deferred, its trigger runs and its processes recorded their pids.
+
+    Returns its execution folder and ``{pid: create_time}`` of its processes and their supervisor.
+    """
+    stack.client.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout=60)
+    folder = stack.execution_dir(dag_id, run_id, task_id)
+    started = wait_started(folder)
+
+    def recorded() -> list[int] | None:
+        try:
+            pids = [int(line) for line in (folder / "pids.txt").read_text().split()]
+        except (OSError, ValueError):
+            return None
+        return pids if len(pids) == n_pids else None
+
+    pids = wait_until(recorded, 20, f"the {n_pids} processes of {task_id} to record their pids")
+    # Airflow calls on_kill() only for a trigger that runs: mark the task failed only after that.
+    wait_until(lambda: stack.trigger_started(dag_id, run_id, task_id), 30, f"the trigger of {task_id} to run")
+    processes = {pid: psutil.Process(pid).create_time() for pid in [*pids, started["supervisor_pid"]]}
+    assert all(process_alive(pid, ct) for pid, ct in processes.items())
+    return folder, processes
+
+
+def mark_failed_and_time_kill(
+    stack: AirflowStack,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    processes: dict[int, float],
+    timeout: float = 30,
+) -> float | None:
+    """PATCH the task failed; seconds until all of ``processes`` are gone (None: not in ``timeout``)."""
+    t0 = time.monotonic()
+    stack.client.set_task_state(dag_id, run_id, task_id, "failed")
+    if wait_for_exit(processes, timeout) is None:
+        return None
+    return time.monotonic() - t0
+
+
+def wait_for_exit(processes: dict[int, float], timeout: float) -> float | None:
+    """Seconds until all of ``processes`` are gone; None if some still run after ``timeout``."""
+    t0 = time.monotonic()
+    try:
+        wait_until(
+            lambda: not any(process_alive(pid, ct) for pid, ct in processes.items()),
+            timeout,
+            f"processes {sorted(processes)} to end",
+            interval=0.05,
+        )
+    except StackError:
+        return None
+    return time.monotonic() - t0
+
+
+def kill_leftovers(processes: dict[int, float]) -> list[int]:
+    """SIGKILL whatever of ``processes`` still runs (a leaked execution must not outlive its test)."""
+    left = [pid for pid, ct in processes.items() if process_alive(pid, ct)]
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+# -- a. deferred, no slot, outputs through XCom --------------------------------------------------
+
+
+@pytest.mark.dag_id("e2e_outputs")
+def test_deferred_task_holds_no_slot_and_publishes_outputs(airflow_stack: AirflowStack) -> None:
+    dag_id, client = "e2e_outputs", airflow_stack.client
+    run_id = start_run(airflow_stack, dag_id, "outputs")
+
+    client.wait_for_task_state(dag_id, run_id, "produce", "deferred", timeout=60)
+    folder = airflow_stack.execution_dir(dag_id, run_id, "produce")
+    started = wait_started(folder)
+    pool = client.pool("default_pool")
+    # Taken while the task was deferred and its process ran (both checked after the pool read).
+    assert client.task_instance(dag_id, run_id, "produce")["state"] == "deferred"
+    assert process_alive(started["pid"], started.get("create_time")), "the task's process should run"
+    print(f"[e2e] default_pool while deferred: {pool}")
+    assert pool["deferred_slots"] == 1, pool
+    assert pool["running_slots"] == 0, pool
+    assert pool["occupied_slots"] == 0, pool  # include_deferred is False: no slot held
+
+    produce = client.wait_for_task_state(dag_id, run_id, "produce", "success", timeout=60)
+    assert produce["try_number"] == 1
+    assert read_json(folder / "local" / "exit.json")["exit_code"] == 0  # type: ignore[index]
+
+    expected = {"greeting": "Hello, e2e!", "squares": [0, 1, 4, 9]}
+    assert client.xcom(dag_id, run_id, "produce", "greeting") == expected["greeting"]
+    assert client.xcom(dag_id, run_id, "produce", "squares") == expected["squares"]
+    assert client.xcom(dag_id, run_id, "produce", "return_value") == expected
+
+    client.wait_for_task_state(dag_id, run_id, "consume", "success", timeout=60)
+    assert client.xcom(dag_id, run_id, "consume") == "Hello, e2e! sum=14"
+    client.wait_for_run_state(dag_id, run_id, "success", timeout=30)
+
+
+# -- b. mark failed -> the process tree is killed ------------------------------------------------
+
+
+@pytest.mark.dag_id("e2e_mark_failed")
+def test_marking_deferred_task_failed_kills_process_tree(airflow_stack: AirflowStack) -> None:
+    """Two deferred process trees, marked failed one after the other: each is gone within budget."""
+    dag_id, client = "e2e_mark_failed", airflow_stack.client
+    run_id = start_run(airflow_stack, dag_id, "kill")
+    trees = {
+        task_id: running_tree(airflow_stack, dag_id, run_id, task_id) for task_id in ("tree_1", "tree_2")
+    }
+
+    _, first_tree = trees["tree_1"]
+    try:
+        first = mark_failed_and_time_kill(airflow_stack, dag_id, run_id, "tree_1", first_tree)
+    finally:
+        left = kill_leftovers(first_tree)
+    assert first is not None, f"processes {left} still ran 30 s after the task was marked failed"
+    print(f"[e2e] mark failed -> first process tree gone in {first:.2f}s (budget {KILL_BUDGET:g}s)")
+    assert first <= KILL_BUDGET, f"first kill took {first:.2f}s, budget {KILL_BUDGET:g}s"
+
+    folder, processes = trees["tree_2"]
+    try:
+        elapsed = mark_failed_and_time_kill(airflow_stack, dag_id, run_id, "tree_2", processes)
+    finally:
+        left = kill_leftovers(processes)
+    assert elapsed is not None, f"processes {left} still ran 30 s after the task was marked failed"
+    print(f"[e2e] mark failed -> process tree gone in {elapsed:.2f}s (budget {KILL_BUDGET:g}s)")
+    assert elapsed <= KILL_BUDGET, f"kill took {elapsed:.2f}s, budget {KILL_BUDGET:g}s"
+
+    assert client.task_instance(dag_id, run_id, "tree_2")["state"] == "failed"
+    killed = read_json(folder / "local" / "killed.json")
+    assert killed is not None and "user action" in killed["reason"], killed
+    exited = wait_until(lambda: read_json(folder / "local" / "exit.json"), 10, "exit.json")
+    assert exited["exit_code"] == -signal.SIGTERM, exited  # ended by the kill, not by finishing
+    client.wait_for_run_state(dag_id, run_id, "failed", timeout=30)
+
+
+@pytest.mark.dag_id("e2e_stubborn")
+def test_mark_failed_sigkills_a_task_that_ignores_sigterm(airflow_stack: AirflowStack) -> None:
+    """kill_grace_period=3: SIGTERM (ignored), then SIGKILL 3 s later ends the task."""
+    dag_id = "e2e_stubborn"
+    run_id = start_run(airflow_stack, dag_id, "stubborn")
+    _, processes = running_tree(airflow_stack, dag_id, run_id, "stubborn", n_pids=1)
+    budget = KILL_BUDGET + 3 + 1  # + kill_grace_period + the SIGKILL's own wait
+    try:
+        elapsed = mark_failed_and_time_kill(
+            airflow_stack, dag_id, run_id, "stubborn", processes, timeout=budget
+        )
+    finally:
+        left = kill_leftovers(processes)
+    print(f"[e2e] SIGTERM-proof task: {'still running' if elapsed is None else f'gone in {elapsed:.2f}s'}")
+    assert elapsed is not None, f"processes {left} still ran {budget:g}s after the task was marked failed"
+
+
+@pytest.mark.dag_id("e2e_single_tree")
+def test_first_kill_after_a_triggerer_start_meets_the_budget(airflow_stack: AirflowStack) -> None:
+    dag_id = "e2e_single_tree"
+    airflow_stack.restart_triggerer()  # a fresh triggerer: nothing was asked of it yet
+    airflow_stack.wait_triggerer_up()
+    run_id = start_run(airflow_stack, dag_id, "first-kill")
+    _, processes = running_tree(airflow_stack, dag_id, run_id, "tree")
+    try:
+        elapsed = mark_failed_and_time_kill(airflow_stack, dag_id, run_id, "tree", processes, timeout=10)
+    finally:
+        left = kill_leftovers(processes)
+    print(f"[e2e] first kill of a fresh triggerer: {'LOST' if elapsed is None else f'{elapsed:.2f}s'}")
+    assert elapsed is not None, f"processes {left} still ran 10 s after the task was marked failed"
+    assert elapsed <= KILL_BUDGET, f"kill took {elapsed:.2f}s, budget {KILL_BUDGET:g}s"
+
+
+# -- c. triggerer SIGKILL + restart: re-attach, never re-start ------------------------------------
+
+
+@pytest.mark.dag_id("e2e_triggerer_restart")
+def test_triggerer_sigkill_and_restart_reattaches_without_restarting(airflow_stack: AirflowStack) -> None:
+    dag_id, task_id, client = "e2e_triggerer_restart", "steady", airflow_stack.client
+    run_id = start_run(airflow_stack, dag_id, "restart")
+
+    ti = client.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout=60)
+    folder = airflow_stack.execution_dir(dag_id, run_id, task_id)
+    started = wait_started(folder)
+    wait_until(lambda: airflow_stack.trigger_started(dag_id, run_id, task_id), 30, "the trigger to run")
+    old_job = (client.task_instance(dag_id, run_id, task_id).get("triggerer_job") or {}).get("id")
+
+    t0 = time.monotonic()
+    airflow_stack.restart_triggerer()
+    assert process_alive(started["pid"], started.get("create_time")), (
+        "a triggerer's death must not kill the task"
+    )
+
+    # The new triggerer takes the trigger over once the old one missed its heartbeats.
+    takeover: dict[str, Any] = {}
+
+    def new_triggerer_has_it() -> bool:
+        ti = client.task_instance(dag_id, run_id, task_id)
+        job = (ti.get("triggerer_job") or {}).get("id")
+        if job is not None and job != old_job:
+            takeover.update(
+                seconds=time.monotonic() - t0, running=not (folder / "local" / "exit.json").exists()
+            )
+            return True
+        assert ti["state"] == "deferred", ti["state"]
+        return False
+
+    wait_until(new_triggerer_has_it, 60, "a new triggerer to take the trigger over")
+    print(
+        f"[e2e] triggerer job {old_job} SIGKILLed; a new one took the trigger over after "
+        f"{takeover['seconds']:.1f}s (execution still running: {takeover['running']})"
+    )
+    assert takeover["running"], "the execution ended before the takeover: nothing was re-attached"
+    airflow_stack.wait_triggerer_up()
+
+    ti = client.wait_for_task_state(dag_id, run_id, task_id, "success", timeout=60)
+    print(f"[e2e] task succeeded {time.monotonic() - t0:.1f}s after the triggerer was killed")
+    starts = (folder.parent / "starts.txt").read_text().splitlines()
+    assert len(starts) == 1, f"the command started {len(starts)} times: {starts}"
+    assert ti["try_number"] == 1
+    assert int(starts[0].split()[0]) == started["pid"]
+    assert client.xcom(dag_id, run_id, task_id, "pid") == started["pid"]
+
+
+# -- d. RECOVERABLE is retried, NON_RECOVERABLE is not --------------------------------------------
+
+
+@pytest.mark.dag_id("e2e_failures")
+def test_recoverable_error_retries_and_non_recoverable_does_not(airflow_stack: AirflowStack) -> None:
+    dag_id, client = "e2e_failures", airflow_stack.client
+    run_id = start_run(airflow_stack, dag_id, "failures")
+
+    flaky_states: list[str] = []
+
+    def flaky_done() -> dict[str, Any] | None:
+        ti = client.task_instance(dag_id, run_id, "flaky")
+        if not flaky_states or flaky_states[-1] != ti["state"]:
+            flaky_states.append(ti["state"])
+        assert ti["state"] != "failed", f"flaky failed: {flaky_states}"
+        return ti if ti["state"] == "success" else None
+
+    flaky = wait_until(flaky_done, 90, "flaky to succeed on its second try", last=lambda: flaky_states)
+    print(f"[e2e] flaky went through {flaky_states}")
+    assert flaky["try_number"] == 2, flaky
+    assert "up_for_retry" in flaky_states
+    assert client.xcom(dag_id, run_id, "flaky", "attempt") == 1
+    assert (airflow_stack.execution_dir(dag_id, run_id, "flaky", 1) / "error.pb").exists()
+
+    broken = client.wait_for_task_state(dag_id, run_id, "broken", "failed", timeout=60)
+    assert broken["try_number"] == 1, broken  # retries=3, yet NON_RECOVERABLE is not retried
+    assert broken["max_tries"] == 3
+    assert not airflow_stack.execution_dir(dag_id, run_id, "broken", 2).exists()
+    client.wait_for_run_state(dag_id, run_id, "failed", timeout=30)
