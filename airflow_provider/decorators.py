@@ -60,6 +60,7 @@ class ExecutorDecoratedOperator(DecoratedOperator, ExecutorOperator):
         cache_serialize: bool = False,
         cache_ignore_inputs: Sequence[str] = (),
         retry_on: Sequence[type[BaseException] | str] = (),
+        secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
         **kwargs: Any,
     ) -> None:
         template = function_template(
@@ -71,6 +72,7 @@ class ExecutorDecoratedOperator(DecoratedOperator, ExecutorOperator):
             cache_version=cache_version,
             cache_serializable=cache_serialize,
             cache_ignore_inputs=cache_ignore_inputs,
+            secrets=secrets,
         )
         self._single_output = set(template.interface.outputs.variables) == {SINGLE_OUTPUT}
         super().__init__(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
@@ -77,8 +77,13 @@ def open_driver(
     template: tasks_pb2.TaskTemplate,
     store: DataStore,
     on_change: Callable[[TaskContext, TaskStatus], None] | None,
+    secrets: dict[str, str] | None = None,
 ) -> ExecutionDriver:
-    """A driver resuming from the handle's snapshot (start is only called if never accepted)."""
+    """A driver resuming from the handle's snapshot (start is only called if never accepted).
+
+    ``secrets``: already resolved secret environment for the start; without it they are looked up
+    (again) from Airflow's secrets backend whenever a start is needed.
+    """
     ctx = handle.task_ctx
 
     async def load_inputs() -> literals_pb2.LiteralMap:
@@ -95,7 +100,22 @@ def open_driver(
         unknown_streak=int(handle.driver.get("unknown_streak", 0)),
         event_recorders=(DataStoreEventRecorder(store),),
         on_change=on_change,
+        secrets_loader=_secrets_loader(template, secrets),
     )
+
+
+def _secrets_loader(
+    template: tasks_pb2.TaskTemplate, resolved: dict[str, str] | None
+) -> Callable[[], Awaitable[dict[str, str]]] | None:
+    if not template.security_context.secrets:
+        return None
+
+    async def load() -> dict[str, str]:
+        from airflow_provider.secrets import resolve_secrets
+
+        return resolved if resolved is not None else await resolve_secrets(template)
+
+    return load
 
 
 def phase_logger(log: logging.Logger | Any, executor_id: str) -> Callable[[TaskContext, TaskStatus], None]:

@@ -24,6 +24,7 @@ from airflow_provider.execution import (
 )
 from airflow_provider.identity import execution_folder, node_id, task_execution_identifier
 from airflow_provider.links import RUN_URL_XCOM_KEY, ExecutorRunLink
+from airflow_provider.secrets import MissingSecretError, resolve_secrets
 from airflow_provider.template_field import TaskTemplateField
 from airflow_provider.triggers import ExecutorTrigger
 from executors import (
@@ -116,6 +117,9 @@ class ExecutorOperator(BaseOperator):
         built from ``command=`` (a ``task_template`` says it in its own ``metadata``). A cached
         task whose inputs did not change finishes from the catalog without starting anything;
         with ``cache_serialize``, identical executions that overlap wait (deferred) for the first.
+    :param secrets: for a task built from ``command=``: ``(group, key)`` pairs resolved from Airflow
+        connections/variables when the task starts and handed to it as ``_FSEC_<GROUP>_<KEY>``
+        environment variables (see README, "Secrets"); never written anywhere.
     :param catalog_conn_id: an ``executor_catalog`` connection; default: the catalog folder from
         ``[provider_executors] catalog_url`` (beside the data dir).
 
@@ -162,6 +166,7 @@ class ExecutorOperator(BaseOperator):
         cache_serialize: bool = False,
         cache_ignore_inputs: Sequence[str] = (),
         catalog_conn_id: str | None = None,
+        secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
         **kwargs: Any,
     ) -> None:
         if kwargs.get("executor") in known_executor_ids():
@@ -182,6 +187,7 @@ class ExecutorOperator(BaseOperator):
                 cache_version=cache_version,
                 cache_serializable=cache_serialize,
                 cache_ignore_inputs=cache_ignore_inputs,
+                secrets=secrets,
             )
         # Kept as JSON in an object Jinja leaves alone (see template_field.py), or as a path.
         if isinstance(task_template, tasks_pb2.TaskTemplate):
@@ -253,7 +259,8 @@ class ExecutorOperator(BaseOperator):
                 environment=self.environment,
             )
             executor_config, policy = self._executor_config(), self._policy()
-        except (ExecutorsError, ValueError, TypeError) as exc:
+            secrets = await resolve_secrets(template)  # one found nowhere: say so before starting
+        except (ExecutorsError, ValueError, TypeError, MissingSecretError) as exc:
             # Bad input: retrying cannot fix it.
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
 
@@ -305,7 +312,9 @@ class ExecutorOperator(BaseOperator):
                 raise AirflowException(f"data store unavailable at start: {exc}") from exc
             self._remember(context, handle)
 
-        driver = open_driver(handle, executor, template, store, phase_logger(self.log, self.executor_id))
+        driver = open_driver(
+            handle, executor, template, store, phase_logger(self.log, self.executor_id), secrets=secrets
+        )
         self._push_run_url(context, executor, driver.ctx)
         status = await driver.step()
         handle = handle.with_driver(driver)

@@ -63,7 +63,8 @@ def container_command(
 
 
 def task_environment(task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, str]:
-    """Flyte's ``FLYTE_INTERNAL_*`` variables, then the container's ``env``, then the overrides."""
+    """Flyte's ``FLYTE_INTERNAL_*`` variables, then the container's ``env``, then the overrides,
+    then the secrets (``task_ctx.secret_environment``)."""
     ident = task_ctx.task_execution_id.id
     env = {
         # What flytekit's entrypoint reads to know where it runs.
@@ -76,6 +77,7 @@ def task_environment(task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dic
     }
     env.update({kv.key: kv.value for kv in task.container.env})
     env.update(task_ctx.overrides.environment)
+    env.update(task_ctx.secret_environment)
     return env
 
 

@@ -163,6 +163,10 @@ class TaskContext:
     raw_output_prefix: str = ""
     checkpoint_prefix: str = ""
     prev_checkpoint_prefix: str = ""
+    secret_environment: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    """Secrets for the task's environment (Flyte's ``_FSEC_<GROUP>_<KEY>``), present only while
+    starting. Deliberately left out of ``to_dict``, ``repr`` and equality: a secret never travels in
+    trigger kwargs, events or logs, and executors must not write it anywhere."""
 
     def __post_init__(self) -> None:
         # Fill the Flyte-style defaults once, so every reader sees the same references.

@@ -90,6 +90,7 @@ class ExecutionDriver:
         unknown_streak: int = 0,
         event_recorders: tuple[EventRecorder, ...] = (),
         on_change: Callable[[TaskContext, TaskStatus], None] | None = None,
+        secrets_loader: Callable[[], Awaitable[dict[str, str]]] | None = None,
     ) -> None:
         self.executor = executor
         self.task = task
@@ -101,6 +102,7 @@ class ExecutionDriver:
         self._inputs_loader = inputs_loader
         self._recorders = event_recorders
         self._on_change = on_change
+        self._secrets_loader = secrets_loader
         self._seen: tuple[TaskPhase, int] | None = (
             (task_ctx.phase, task_ctx.phase_version) if accepted else None
         )
@@ -132,7 +134,11 @@ class ExecutionDriver:
         try:
             if not self.accepted:
                 inputs = await self._inputs_loader()
-                status = await self._call(lambda: self.executor.start_task(self.ctx, self.task, inputs))
+                start_ctx = self.ctx
+                if self._secrets_loader is not None:  # only for this call: never kept or snapshotted
+                    secrets = await self._secrets_loader()
+                    start_ctx = dataclasses.replace(self.ctx, secret_environment=secrets)
+                status = await self._call(lambda: self.executor.start_task(start_ctx, self.task, inputs))
                 if status.phase not in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN):
                     self.accepted = True
             else:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import inspect
 import textwrap
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flyteidl.core import tasks_pb2
@@ -103,6 +103,7 @@ def function_template(
     cache_serializable: bool = False,
     cache_ignore_inputs: Sequence[str] = (),
     retries: int = 0,
+    secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
 ) -> tasks_pb2.TaskTemplate:
     """The TaskTemplate running ``fn`` through :mod:`executors.runner`. Raises
     :class:`LiteralConversionError` naming the parameter for an unsupported annotation."""
@@ -121,6 +122,7 @@ def function_template(
         cache_serializable=cache_serializable,
         cache_ignore_inputs=cache_ignore_inputs,
         retries=retries,
+        secrets=secrets,
     )
     source, line = function_source(fn)
     template.custom.update(

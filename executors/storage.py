@@ -147,7 +147,8 @@ class DataStore:
     def _write_sync(self, reference: str, data: bytes) -> None:
         if is_local(reference):
             path = local_path(reference)
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            # Private: an execution's folder holds its inputs and outputs (0700 for a new leaf).
+            os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
             tmp = f"{path}.tmp-{uuid.uuid4().hex}"
             try:
                 with open(tmp, "wb") as fh:

@@ -84,8 +84,12 @@ def build_task_template(
     cache_serializable: bool = False,
     cache_ignore_inputs: Sequence[str] = (),
     retries: int = 0,
+    secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
 ) -> tasks_pb2.TaskTemplate:
     """Build a container TaskTemplate from a command and Python types.
+
+    ``secrets`` are ``(group, key)`` pairs (or dicts with ``group``, ``key``, ``env_var``): Flyte's
+    ``security_context.secrets``, delivered as ``_FSEC_<GROUP>_<KEY>`` environment variables.
 
     ``inputs``/``outputs`` map variable names to Python annotations (``int``, ``list[str]``,
     ``dict[str, float]``, ``Optional[datetime]``, ...). The command may use Flyte's placeholders
@@ -109,4 +113,10 @@ def build_task_template(
     template.metadata.cache_ignore_input_vars.extend(cache_ignore_inputs)
     template.metadata.retries.retries = retries
     template.metadata.runtime.type = 0  # OTHER: not a flytekit task
+    for secret in secrets:
+        spec = dict(secret) if isinstance(secret, Mapping) else {"group": secret[0], "key": secret[1]}
+        unknown = set(spec) - {"group", "key", "group_version", "env_var"}
+        if unknown or not spec.get("group"):
+            raise TaskTemplateError(f"secret {secret!r}: give (group, key) or a dict of group, key, env_var")
+        template.security_context.secrets.add(**spec)
     return template

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -223,8 +224,10 @@ class LocalExecutor(Executor):
         command = container_command(self.id, task, task_ctx, inputs)
         if isinstance(command, TaskStatus):
             return command
-        env = self._environment(task_ctx, task)
-        launched = await asyncio.to_thread(self._launch, task_ctx, command, env)
+        # Secrets go to the supervisor through a pipe, never into spec.json on disk.
+        env = self._environment(dataclasses.replace(task_ctx, secret_environment={}), task)
+        secrets = dict(task_ctx.secret_environment)
+        launched = await asyncio.to_thread(self._launch, task_ctx, command, env, secrets)
         if launched is None:  # already claimed by an earlier start: re-attach, never launch twice
             return await self.check_task_status(task_ctx, task)
         return launched
@@ -236,7 +239,9 @@ class LocalExecutor(Executor):
         env.update(task_environment(task_ctx, task))
         return env
 
-    def _launch(self, task_ctx: TaskContext, command: list[str], env: dict[str, str]) -> TaskStatus | None:
+    def _launch(
+        self, task_ctx: TaskContext, command: list[str], env: dict[str, str], secrets: dict[str, str]
+    ) -> TaskStatus | None:
         """Launch under the running-list lock; ``None`` when the name was already claimed."""
         state_dir = self._state_dir(task_ctx)
         os.makedirs(state_dir, mode=0o700, exist_ok=True)
@@ -283,12 +288,14 @@ class LocalExecutor(Executor):
         with open(os.path.join(state_dir, "supervisor.log"), "ab") as sup_log:
             proc = subprocess.Popen(
                 [sys.executable, "-I", "-S", SUPERVISOR, spec_path],
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=sup_log,
                 close_fds=True,
             )
-            assert proc.stdout is not None
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(json.dumps(secrets).encode() + b"\n")
+            proc.stdin.close()
             line = proc.stdout.readline()
             proc.stdout.close()
             proc.wait()

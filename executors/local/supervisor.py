@@ -8,7 +8,8 @@ owns the task process, waits for it, and writes the exit status to disk, so any 
 learn how the task ended.
 
 Protocol with the launcher:
-1. the launcher writes ``spec.json`` (command, cwd, env, log paths, state folder) and runs us;
+1. the launcher writes ``spec.json`` (command, cwd, env, log paths, state folder) and runs us,
+   sending the task's secret environment variables as one JSON line on our stdin;
 2. we fork; the first child exits at once (the launcher reaps it), the grandchild carries on;
 3. we start the command in its *own* process group and print one JSON line on stdout:
    ``{"pid": ..., "pgid": ..., "supervisor_pid": ...}`` or ``{"spawn_error": ...}``; the same goes
@@ -42,6 +43,9 @@ def main(spec_path: str) -> int:
     with open(spec_path) as fh:
         spec = json.load(fh)
     state_dir = spec["state_dir"]
+    # Secret environment variables arrive on stdin (one JSON line), never through a file.
+    secrets = json.loads(sys.stdin.readline() or "{}")
+    env = {**spec["env"], **secrets}
 
     if os.fork() > 0:
         os._exit(0)  # the launcher reaps this first child; the grandchild is re-parented
@@ -53,7 +57,7 @@ def main(spec_path: str) -> int:
         proc = subprocess.Popen(
             spec["command"],
             cwd=spec["cwd"],
-            env=spec["env"],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=stdout,
             stderr=stderr,
