@@ -1,6 +1,7 @@
 """A real Airflow 3.3 stack on this machine, for end-to-end tests.
 
-``AirflowStack`` runs ``airflow db migrate`` (SQLite) in a temporary ``AIRFLOW_HOME``, then the
+``AirflowStack`` runs ``airflow db migrate`` (SQLite, or the database at ``database_url``) in a
+temporary ``AIRFLOW_HOME``, then the
 api-server, scheduler (LocalExecutor), dag-processor and triggerer, each in its own process group
 with its output in ``<home>/component-logs/<name>.log``. ``AirflowClient`` is a small REST client
 over the public API (``/api/v2``) with bounded waits. ``AirflowStack.stop()`` ends every process
@@ -263,12 +264,27 @@ def wait_until(probe: Any, timeout: float, what: str, *, interval: float = 0.25,
 
 
 class AirflowStack:
-    """api-server + scheduler + dag-processor + triggerer over SQLite in ``home``."""
+    """api-server + scheduler + dag-processor + triggerer over SQLite in ``home``.
 
-    def __init__(self, home: Path, dags_folder: Path = E2E_DAGS, *, poll_interval: float = 1.0) -> None:
+    ``database_url``: another metadata database (e.g. ``postgresql+psycopg2://...``) instead of
+    ``<home>/airflow.db``. ``extra_env``: more environment variables for every component, applied
+    last (so they may override the defaults, e.g. ``PYTHONPATH`` or the executor config).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path = E2E_DAGS,
+        *,
+        poll_interval: float = 1.0,
+        database_url: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.dags_folder = dags_folder
         self.poll_interval = poll_interval
+        self.database_url = database_url or f"sqlite:///{home / 'airflow.db'}"
+        self.extra_env = dict(extra_env or {})
         self.data_dir = home / "executions"
         self.state_root = home / "local-state"
         self.component_logs = home / "component-logs"
@@ -296,7 +312,7 @@ class AirflowStack:
                 "AIRFLOW__CORE__PARALLELISM": "8",
                 "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.base_url,
@@ -324,6 +340,7 @@ class AirflowStack:
                 ),
             }
         )
+        env.update(self.extra_env)
         return env
 
     # -- life cycle ----------------------------------------------------------------------------
