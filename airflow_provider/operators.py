@@ -28,11 +28,15 @@ from airflow_provider.secrets import MissingSecretError, resolve_secrets
 from airflow_provider.template_field import TaskTemplateField
 from airflow_provider.triggers import ExecutorTrigger
 from executors import (
+    CorruptDataError,
     DataStore,
     DataStoreError,
     ExecutionDriver,
     Executor,
     ExecutorsError,
+    InterfaceMismatchError,
+    LiteralConversionError,
+    OutputsError,
     OwnerReference,
     PollPolicy,
     TaskContext,
@@ -60,6 +64,8 @@ T = TypeVar("T")
 
 CACHE_STATUS_XCOM_KEY = "cache_status"
 """XCom key of the catalog outcome (flyteidl ``CatalogCacheStatus`` name, e.g. ``CACHE_HIT``)."""
+
+RESERVED_XCOM_KEYS = frozenset({"return_value", RUN_URL_XCOM_KEY, CACHE_STATUS_XCOM_KEY})
 
 STATE_KEY = "executors.execution"
 """Task state store key holding the execution this task instance last started (see README)."""
@@ -227,6 +233,20 @@ class ExecutorOperator(BaseOperator):
         merged.update(self.executor_options)
         return merged
 
+    def _check_names(self, template: tasks_pb2.TaskTemplate) -> None:
+        """Environment values must be strings; outputs must not take the XComs we push ourselves."""
+        bad_env = [k for k, v in self.environment.items() if not isinstance(k, str) or not isinstance(v, str)]
+        if bad_env:
+            names = ", ".join(map(repr, bad_env))
+            raise TypeError(f"environment variable(s) {names} must map strings to strings")
+        clashes = RESERVED_XCOM_KEYS & set(template.interface.outputs.variables)
+        if clashes:
+            reserved = ", ".join(sorted(RESERVED_XCOM_KEYS))
+            raise ValueError(
+                f"output(s) {', '.join(sorted(clashes))} would overwrite the XCom of the same name that "
+                f"this operator pushes; rename them (reserved: {reserved})"
+            )
+
     def _catalog_spec(self) -> dict[str, Any]:
         return {"conn_id": self.catalog_conn_id} if self.catalog_conn_id else {"root": config.catalog_url()}
 
@@ -259,7 +279,10 @@ class ExecutorOperator(BaseOperator):
                 environment=self.environment,
             )
             executor_config, policy = self._executor_config(), self._policy()
+            self._check_names(template)
             secrets = await resolve_secrets(template)  # one found nowhere: say so before starting
+        except DataStoreError as exc:  # the store is down (a missing file is a TaskTemplateError)
+            raise AirflowException(f"{self.task_id}: data store unavailable: {exc}") from exc
         except (ExecutorsError, ValueError, TypeError, MissingSecretError) as exc:
             # Bad input: retrying cannot fix it.
             raise AirflowFailException(f"{self.task_id}: {exc}") from exc
@@ -297,7 +320,7 @@ class ExecutorOperator(BaseOperator):
             else None,
             catalog=self._catalog_spec() if is_cacheable(template) else None,
         )
-        executor = await executor_for(handle, store)
+        executor = await self._executor(handle, store)
 
         adopted = await self._adopt_previous(context, executor, store, ctx)
         if adopted is not None:
@@ -338,8 +361,11 @@ class ExecutorOperator(BaseOperator):
             return await asyncio.wait_for(driver.run(), timeout=max(0.0, remaining))
         except TimeoutError:
             when = deadline.isoformat()
-            await driver.executor.kill_task(driver.ctx, f"timeout: still running at {when}")
             name = driver.ctx.generated_name
+            try:
+                await driver.executor.kill_task(driver.ctx, f"timeout: still running at {when}")
+            except Exception as exc:
+                self.log.error("could not kill %s after its timeout: %s", name, exc)
             raise AirflowException(
                 f"{self.executor_id} execution {name} did not finish before {when}"
             ) from None
@@ -367,9 +393,24 @@ class ExecutorOperator(BaseOperator):
         store = DataStore()
         handle = ExecutionHandle.from_dict(event["handle"])
         status = TaskStatus.from_dict(event["status"])
-        executor = await executor_for(handle, store)
+        executor = await self._executor(handle, store)
         template = await read_template(handle.task_ctx, store)
         return await self._finish(context, executor, template, handle, status, store)
+
+    async def _executor(self, handle: ExecutionHandle, store: DataStore) -> Executor:
+        """The initialized executor; wrong options fail without retry, anything else retries,
+        and either way the message says which executor and why."""
+        try:
+            return await executor_for(handle, store)
+        except (TypeError, ValueError) as exc:
+            raise AirflowFailException(
+                f"{self.task_id}: executor {handle.executor_id!r} options: {exc}"
+            ) from exc
+        except Exception as exc:
+            raise AirflowException(
+                f"{self.task_id}: executor {handle.executor_id!r} could not be initialized: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
 
     async def _finish(
         self,
@@ -411,9 +452,16 @@ class ExecutorOperator(BaseOperator):
         try:
             literals = await executor.resolve_outputs(ctx, *declared)
             values = from_literal_map(literals_pb2.LiteralMap(literals=literals), template.interface.outputs)
-        except (ExecutorsError, OSError) as exc:
-            # Retryable: the outputs are still in the execution's folder and the next try adopts
-            # the succeeded execution and publishes them without running it again.
+        except (OutputsError, CorruptDataError, LiteralConversionError, InterfaceMismatchError) as exc:
+            # The task wrote outputs that do not match its interface: every retry would adopt the
+            # same execution and fail the same way.
+            raise AirflowFailException(
+                f"{self.executor_id} execution {ctx.generated_name} succeeded but its outputs do not match "
+                f"its interface: {exc}"
+            ) from exc
+        except Exception as exc:
+            # Retryable (the store, the backend): the outputs are still in the execution's folder and
+            # the next try adopts the succeeded execution and publishes them without running it again.
             raise AirflowException(
                 f"{self.executor_id} execution {ctx.generated_name} succeeded but its outputs could not be "
                 f"read: {exc}"
@@ -469,9 +517,11 @@ class ExecutorOperator(BaseOperator):
             status = await executor.check_task_status(previous_ctx, template)
         except Exception as exc:
             self.log.warning(
-                "cannot check the execution of an earlier try (%s): %s", previous_ctx.generated_name, exc
+                "cannot check the execution of an earlier try (%s): %s; stopping it",
+                previous_ctx.generated_name,
+                exc,
             )
-            return None
+            status = TaskStatus(TaskPhase.UNKNOWN)
         if status.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED, TaskPhase.SUCCEEDED):
             accepted = {"task_ctx": previous_ctx.to_dict(), "accepted": True, "streak": 0}
             return ExecutionHandle(

@@ -84,8 +84,9 @@ class ExecutorTrigger(BaseTrigger):
         policy_streak = 0
         while True:  # set-up: a data store or backend that is down at first is waited for
             try:
-                executor = await executor_for(handle, store)
-                template = await read_template(handle.task_ctx, store)
+                timeout = float(handle.policy.get("call_timeout", 120))
+                executor = await asyncio.wait_for(executor_for(handle, store), timeout)
+                template = await asyncio.wait_for(read_template(handle.task_ctx, store), timeout)
                 break
             except Exception as exc:
                 policy_streak += 1
@@ -105,7 +106,11 @@ class ExecutorTrigger(BaseTrigger):
         deadline = handle.deadline_at
         while True:
             if deadline is not None and dt.datetime.now(dt.UTC) >= deadline:
-                await self._kill(executor, driver.ctx, f"timeout: still running at {deadline.isoformat()}")
+                # Bounded: the event must still go out (the try fails) if the backend will not listen.
+                budget = 3 * float(handle.policy.get("call_timeout", 120))
+                await self._kill(
+                    executor, driver.ctx, f"timeout: still running at {deadline.isoformat()}", budget
+                )
                 status = retryable_failure(
                     TaskError(
                         "Timeout",
@@ -131,7 +136,9 @@ class ExecutorTrigger(BaseTrigger):
         while True:
             attempt += 1
             try:
-                await executor.kill_task(ctx, reason)
+                await asyncio.wait_for(
+                    executor.kill_task(ctx, reason), float(self.handle.policy.get("call_timeout", 120))
+                )
                 self.log.info("killed %s execution %s: %s", executor.get_id(), ctx.generated_name, reason)
                 return
             except Exception as exc:
@@ -181,7 +188,9 @@ class ExecutorTrigger(BaseTrigger):
             return
         handle = self.handle
         store = self._store or DataStore()
-        executor = await executor_for(handle, store)
+        executor = await asyncio.wait_for(
+            executor_for(handle, store), float(handle.policy.get("call_timeout", 120))
+        )
         await self._kill(executor, handle.task_ctx, "the Airflow task was stopped by a user action")
 
     async def cleanup(self) -> None:

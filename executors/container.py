@@ -78,7 +78,8 @@ def task_environment(task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dic
     env.update({kv.key: kv.value for kv in task.container.env})
     env.update(task_ctx.overrides.environment)
     env.update(task_ctx.secret_environment)
-    return env
+    # A NUL cannot be passed in an environment (an Airflow run id may hold anything).
+    return {k: v.replace("\x00", "") for k, v in env.items()}
 
 
 async def status_after_success(

@@ -67,11 +67,15 @@ def status_from_error_document(document: errors_pb2.ErrorDocument) -> TaskStatus
 
 
 async def read_error_document(store: DataStore, reference: str) -> errors_pb2.ErrorDocument | None:
-    """The ``ErrorDocument`` at ``reference``, or ``None`` when the task wrote none.
+    """The ``ErrorDocument`` at ``reference``, or ``None`` when the task wrote none (or an empty one).
 
     A file that exists but does not parse raises :class:`executors.errors.CorruptDataError`.
     """
     try:
-        return await store.read_protobuf(reference, errors_pb2.ErrorDocument)
+        document = await store.read_protobuf(reference, errors_pb2.ErrorDocument)
     except DataNotFoundError:
         return None
+    if not document.error.code and not document.error.message:
+        # An empty file (the task died while writing it) says nothing: fall back to the exit code.
+        return None
+    return document

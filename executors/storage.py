@@ -46,6 +46,9 @@ def path_segment(name: str) -> str:
     plus a hash of the whole.
     """
     encoded = urllib.parse.quote(name, safe="-_.:+=@,")
+    if encoded != encoded.lower():
+        # Case-insensitive filesystems (macOS, Windows) would fold "Load" and "load" together.
+        encoded = f"{encoded}~{hashlib.sha256(name.encode()).hexdigest()[:8]}"
     if encoded.strip(".") == "":
         encoded = encoded.replace(".", "%2E") or "%00"
     if len(encoded) > _MAX_SEGMENT:
@@ -165,13 +168,20 @@ class DataStore:
         fs.pipe_file(path, data)
 
     async def exists(self, reference: str) -> bool:
+        """Whether the reference exists. A store that cannot answer raises DataStoreError: fsspec's
+        own ``exists`` would answer False (it swallows every error), and "no outputs" is not the
+        same as "could not look"."""
         try:
             afs = await self._async_fs(reference)
             if afs is not None:
                 fs, path = afs
-                return bool(await fs._exists(path))
-            fs, path = self.filesystem(reference)
-            return bool(await asyncio.to_thread(fs.exists, path))
+                await fs._info(path)
+            else:
+                fs, path = self.filesystem(reference)
+                await asyncio.to_thread(fs.info, path)
+            return True
+        except FileNotFoundError:
+            return False
         except Exception as exc:
             raise DataStoreError(reference, f"exists check failed: {type(exc).__name__}: {exc}") from exc
 

@@ -13,8 +13,9 @@ from typing import Any, TypeAlias
 
 from flyteidl.core import identifier_pb2, tasks_pb2
 from google.protobuf import json_format
+from google.protobuf.unknown_fields import UnknownFieldSet
 
-from executors.errors import DataNotFoundError, DataStoreError, TaskTemplateError
+from executors.errors import DataNotFoundError, TaskTemplateError
 from executors.literals import interface_from_python
 from executors.storage import DataStore
 
@@ -49,8 +50,19 @@ def parse_template_bytes(data: bytes, *, where: str) -> tasks_pb2.TaskTemplate:
             f"{where}: not a valid serialized TaskTemplate ({len(data)} bytes; truncated or another "
             f"message type?): {exc}"
         ) from exc
-    if not data or not (template.HasField("id") or template.type or template.HasField("container")):
-        raise TaskTemplateError(f"{where}: holds no TaskTemplate (no id, type or container)")
+    # Bytes of another message (a flytekit TaskSpec, a LiteralMap, ...) often parse "successfully"
+    # into garbage; every real template has a type, a readable name and no unknown fields.
+    if (
+        not data
+        or not template.type
+        or not template.id.name.isprintable()
+        or len(UnknownFieldSet(template)) > 0
+        or len(UnknownFieldSet(template.id)) > 0
+    ):
+        raise TaskTemplateError(
+            f"{where}: does not hold a TaskTemplate ({len(data)} bytes; another message type, "
+            "e.g. a TaskSpec? a TaskTemplate has at least a type)"
+        )
     return template
 
 
@@ -65,8 +77,7 @@ async def load_task_template(source: TaskTemplateSource, store: DataStore) -> ta
         data = await store.read_bytes(reference)
     except DataNotFoundError as exc:
         raise TaskTemplateError(f"task template file {reference} not found") from exc
-    except DataStoreError as exc:
-        raise TaskTemplateError(f"task template file {reference} cannot be read: {exc}") from exc
+    # Any other DataStoreError (the store is down) propagates as it is: retryable, not bad input.
     return parse_template_bytes(data, where=f"task template file {reference}")
 
 

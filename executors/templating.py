@@ -77,6 +77,9 @@ class TemplateParameters:
 # on the name) is what lets us reject unknown names and never re-scan a substituted value.
 _PLACEHOLDER_RE = re.compile(r"\{\{\s*[.$](?P<name>[^{}\s]+)\s*\}\}")
 
+# What starts a placeholder: one that is not a complete match is unclosed or malformed.
+_OPENING_RE = re.compile(r"\{\{\s*[.$][A-Za-z]")
+
 # ``{{.inputs.<var>}}``: the ``inputs.`` part is case-insensitive, the variable name is not.
 _INPUT_NAME_RE = re.compile(r"inputs\.(?P<var>.+)", re.IGNORECASE)
 
@@ -151,6 +154,11 @@ def render_arg(arg: str, params: TemplateParameters, *, index: int | None = None
             )
         return _render_input(input_match.group("var"), placeholder, params, where)
 
+    complete = {m.start() for m in _PLACEHOLDER_RE.finditer(arg)}
+    for opening in _OPENING_RE.finditer(arg):
+        if opening.start() not in complete:
+            fragment = arg[opening.start() : opening.start() + 40]
+            raise TemplateRenderError(f"{where}: unclosed or malformed placeholder {fragment!r}")
     return _PLACEHOLDER_RE.sub(substitute, arg)
 
 

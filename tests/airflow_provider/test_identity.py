@@ -75,7 +75,14 @@ def test_path_segment_keeps_distinct_names_distinct() -> None:
 
 def test_path_segment_keeps_plain_ids_readable() -> None:
     assert path_segment("extract_orders") == "extract_orders"
-    assert path_segment("manual__2026-01-01T00:00:00+00:00") == "manual__2026-01-01T00:00:00+00:00"
+    # Upper case keeps its readable form, plus a short hash so that case-insensitive filesystems
+    # (macOS) cannot fold two names into one folder.
+    run = path_segment("manual__2026-01-01T00:00:00+00:00")
+    assert (
+        run.startswith("manual__2026-01-01T00:00:00+00:00~")
+        and len(run) == len("manual__2026-01-01T00:00:00+00:00") + 9
+    )
+    assert path_segment("Load").lower() != path_segment("load").lower()
     long = path_segment("report_" * 40)
     assert long.startswith("report_report_") and "~" in long
 

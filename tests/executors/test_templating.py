@@ -531,21 +531,26 @@ def test_error_is_a_value_error() -> None:
         "{{foo}}",
         "{{ input }}",
         "${{input}}",
-        "{{ .Inputs.blah blah }}",
         "{{.}}",
         "{{$}}",
         "{{- .input -}}",
         "{ .input }",
-        "{{{.input}",
-        "{{ .input",
         ".input }}",
         "awk '{print $1}'",
         "{{ range .Items }}",
-        "{{.in put}}",
     ],
 )
 def test_non_placeholder_braces_are_left_alone(arg: str) -> None:
     assert render_arg(arg, PARAMS, index=0) == arg
+
+
+@pytest.mark.parametrize(
+    "arg", ["{{ .Inputs.blah blah }}", "{{{.input}", "{{ .input", "{{.in put}}", "x {{.outputPrefix"]
+)
+def test_unclosed_or_malformed_placeholders_are_errors(arg: str) -> None:
+    # They look like placeholders: leaving them in the command would fail later, far from the cause.
+    with pytest.raises(TemplateRenderError, match="command argument 2: unclosed or malformed placeholder"):
+        render_arg(arg, PARAMS, index=2)
 
 
 def test_extra_braces_around_a_placeholder_are_kept() -> None:
