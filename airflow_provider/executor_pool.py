@@ -26,6 +26,7 @@ from executors import (
 )
 from executors.catalog import FsspecCatalog
 from executors.catalog.gate import CachingExecutor
+from executors.driver import Waker
 from executors.events import DataStoreEventRecorder
 
 T = TypeVar("T")
@@ -35,7 +36,7 @@ class _LoopPool:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.executors: dict[str, asyncio.Future[Executor]] = {}
-        self.wakers: dict[str, asyncio.Event] = {}
+        self.wakers: dict[str, Waker] = {}
 
     def enqueue_owner(self, owner_id: str) -> None:
         # May be called from any thread (a backend's notification thread): hop onto the loop.
@@ -139,13 +140,13 @@ async def closing(coro: Coroutine[Any, Any, T]) -> T:
                     await future.result().close()
 
 
-def wake_event(owner_id: str) -> asyncio.Event:
-    """The event set when the executor asks to re-check ``owner_id``; release it when done."""
+def wake_event(owner_id: str) -> Waker:
+    """The waker set when the executor asks to re-check ``owner_id``; release it when done."""
     pool = _pool()
-    event = pool.wakers.get(owner_id)
-    if event is None:
-        event = pool.wakers[owner_id] = asyncio.Event()
-    return event
+    waker = pool.wakers.get(owner_id)
+    if waker is None:
+        waker = pool.wakers[owner_id] = Waker()
+    return waker
 
 
 def release_wake_event(owner_id: str) -> None:

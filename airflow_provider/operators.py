@@ -343,7 +343,7 @@ class ExecutorOperator(BaseOperator):
         handle = handle.with_driver(driver)
         if not status.phase.is_final_for_execution():
             if self._is_deferrable():
-                self._defer(handle)
+                self._defer(context, handle)
             self._running = (executor, driver.ctx)
             try:
                 status = await self._wait_in_worker(driver, handle)
@@ -370,7 +370,10 @@ class ExecutorOperator(BaseOperator):
                 f"{self.executor_id} execution {name} did not finish before {when}"
             ) from None
 
-    def _defer(self, handle: ExecutionHandle) -> None:
+    def _defer(self, context: Context, handle: ExecutionHandle) -> None:
+        # From here on the trigger owns the execution: a later try must not adopt it (see
+        # _adopt_previous), it was cleared or retried on purpose, not lost with a worker.
+        self._remember(context, handle, deferred=True)
         timeout = None
         if handle.deadline_at is not None:
             # A backstop only: the trigger enforces the deadline itself (and kills the execution).
@@ -485,11 +488,12 @@ class ExecutorOperator(BaseOperator):
         except KeyError:
             return None
 
-    def _remember(self, context: Context, handle: ExecutionHandle) -> None:
-        """Record the execution *before* starting it, so a crash right after start leaves a trace."""
+    def _remember(self, context: Context, handle: ExecutionHandle, *, deferred: bool = False) -> None:
+        """Record the execution *before* starting it, so a crash right after start leaves a trace;
+        and again when deferring, marked ``deferred``."""
         state_store = self._state_store(context)
         if state_store is not None:
-            state_store.set(STATE_KEY, handle.to_dict())
+            state_store.set(STATE_KEY, {**handle.to_dict(), "deferred": deferred})
 
     async def _adopt_previous(
         self, context: Context, executor: Executor, store: DataStore, ctx: TaskContext
@@ -505,6 +509,8 @@ class ExecutorOperator(BaseOperator):
         record = state_store.get(STATE_KEY)
         if not isinstance(record, dict):
             return None
+        record = dict(record)
+        was_deferred = bool(record.pop("deferred", False))
         try:
             previous = ExecutionHandle.from_dict(record)
             previous_ctx = previous.task_ctx
@@ -522,7 +528,12 @@ class ExecutorOperator(BaseOperator):
                 exc,
             )
             status = TaskStatus(TaskPhase.UNKNOWN)
-        if status.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED, TaskPhase.SUCCEEDED):
+        # A succeeded execution is always adopted (its outputs are published, nothing runs again).
+        # A running one only if its try never deferred: then its worker was lost between start and
+        # defer. Once deferred, its trigger owned it, so a new try means the user cleared the task
+        # (or Airflow retried it on purpose): stop the old execution and start afresh.
+        running = status.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED)
+        if status.phase is TaskPhase.SUCCEEDED or (running and not was_deferred):
             accepted = {"task_ctx": previous_ctx.to_dict(), "accepted": True, "streak": 0}
             return ExecutionHandle(
                 executor_id=previous.executor_id,
@@ -530,6 +541,7 @@ class ExecutorOperator(BaseOperator):
                 driver=accepted,
                 policy=self._policy().to_dict(),
                 deadline=previous.deadline,
+                catalog=previous.catalog,
             )
         if not status.phase.is_terminal():
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +18,7 @@ from airflow_provider.execution import (
     read_template,
 )
 from executors import DataStore, ErrorOrigin, TaskError, TaskStatus, retryable_failure
+from executors.driver import Waker
 
 _background: set[asyncio.Task[Any]] = set()
 """Strong references to detached tasks (kills, warm-up): the loop keeps only weak ones."""
@@ -79,7 +79,7 @@ class ExecutorTrigger(BaseTrigger):
         yield TriggerEvent({"status": status.to_dict(), "handle": handle.to_dict()})  # type: ignore[no-untyped-call]
 
     async def _watch(
-        self, handle: ExecutionHandle, store: DataStore, wake: asyncio.Event
+        self, handle: ExecutionHandle, store: DataStore, wake: Waker
     ) -> tuple[TaskStatus, ExecutionHandle]:
         policy_streak = 0
         while True:  # set-up: a data store or backend that is down at first is waited for
@@ -125,9 +125,7 @@ class ExecutorTrigger(BaseTrigger):
             delay = driver.next_delay(status)
             if deadline is not None:
                 delay = max(0.0, min(delay, (deadline - dt.datetime.now(dt.UTC)).total_seconds()))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=delay)
-            wake.clear()
+            await wake.wait(delay)
 
     async def _kill(self, executor: Any, ctx: Any, reason: str, budget: float = 300.0) -> None:
         attempt = 0

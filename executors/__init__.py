@@ -6,7 +6,7 @@ The public surface is re-exported here; modules are one concept each.
 from __future__ import annotations
 
 from executors.context import OwnerReference, TaskContext, TaskExecutionID, TaskOverrides, generated_name_for
-from executors.driver import ExecutionDriver, PollPolicy
+from executors.driver import ExecutionDriver, PollPolicy, Waker
 from executors.errors import (
     CorruptDataError,
     DataNotFoundError,
@@ -99,6 +99,7 @@ __all__ = [
     "TaskStatus",
     "TemplateRenderError",
     "UnknownExecutorError",
+    "Waker",
     "build_task_event",
     "create_executor",
     "default_registry",

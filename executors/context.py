@@ -203,13 +203,20 @@ class TaskContext:
         return _join(self.data_dir, "task.pb")
 
     def with_status(self, phase: TaskPhase, phase_version: int, state: CustomState | None) -> TaskContext:
-        """A copy carrying what the executor last reported (``state=None`` keeps the old state)."""
-        return dataclasses.replace(
-            self,
-            phase=phase,
-            phase_version=phase_version,
-            custom_state=self.custom_state if state is None else state,
-        )
+        """A copy carrying what the executor last reported (``state=None`` keeps the old state).
+
+        Called on every poll: a plain copy, without re-running ``__post_init__``'s checks (only the
+        custom state can be new, and it is JSON-checked when the context is serialized).
+        """
+        if phase == self.phase and phase_version == self.phase_version and state is None:
+            return self
+        copy = object.__new__(TaskContext)
+        copy.__dict__.update(self.__dict__)
+        object.__setattr__(copy, "phase", phase)
+        object.__setattr__(copy, "phase_version", phase_version)
+        if state is not None:
+            object.__setattr__(copy, "custom_state", state)
+        return copy
 
     def to_dict(self) -> dict[str, Any]:
         return {

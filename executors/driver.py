@@ -18,7 +18,6 @@ JSON-safe, so a restarted process resumes where the last one stopped and never s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import random
@@ -62,6 +61,48 @@ class PollPolicy:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PollPolicy:
         return cls(**data)
+
+
+class Waker:
+    """A wait that someone else can cut short (the seed's EnqueueOwner lands here).
+
+    Cheaper than ``asyncio.wait_for(event.wait(), delay)``, which creates a task per wait: one
+    future and one timer per wait matter when ten thousand triggers poll on one loop. A ``set()``
+    that arrives while nobody waits is kept for the next wait. Loop-bound: call ``set`` from the
+    loop's thread (``loop.call_soon_threadsafe(waker.set)`` from another).
+    """
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[None] | None = None
+        self._pending = False
+
+    def set(self) -> None:
+        if self._future is not None and not self._future.done():
+            self._future.set_result(None)
+        else:
+            self._pending = True
+
+    def is_set(self) -> bool:
+        return self._pending
+
+    async def wait(self, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if ``set()`` is called (or was, since the last wait)."""
+        if self._pending:
+            self._pending = False
+            return
+        loop = asyncio.get_running_loop()
+        future = self._future = loop.create_future()
+        timer = loop.call_later(delay, _resolve, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            self._future = None
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class _CallTimeout(Exception):
@@ -209,7 +250,7 @@ class ExecutionDriver:
     def next_delay(self, status: TaskStatus) -> float:
         return self.policy.delay(status.phase, self.streak)
 
-    async def run(self, wake: asyncio.Event | None = None) -> TaskStatus:
+    async def run(self, wake: Waker | None = None) -> TaskStatus:
         """Step until the execution is over (succeeded or failed); return the final status.
 
         ``wake``, when set by someone (an executor's enqueue-owner callback), cuts a wait short.
@@ -222,6 +263,4 @@ class ExecutionDriver:
             if wake is None:
                 await asyncio.sleep(delay)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
-                wake.clear()
+                await wake.wait(delay)

@@ -1,11 +1,11 @@
 """A real Airflow 3.3 stack on this machine, for end-to-end tests.
 
 ``AirflowStack`` runs ``airflow db migrate`` (SQLite, or the database at ``database_url``) in a
-temporary ``AIRFLOW_HOME``, then the
-api-server, scheduler (LocalExecutor), dag-processor and triggerer, each in its own process group
-with its output in ``<home>/component-logs/<name>.log``. ``AirflowClient`` is a small REST client
-over the public API (``/api/v2``) with bounded waits. ``AirflowStack.stop()`` ends every process
-the stack started, including task processes the provider's local executor detached.
+temporary ``AIRFLOW_HOME``, then the api-server, scheduler (LocalExecutor), dag-processor and
+triggerer, each in its own process group with its output in ``<home>/component-logs/<name>.log``.
+``AirflowClient`` is a small REST client over the public API (``/api/v2``) with bounded waits.
+``AirflowStack.stop()`` ends every process the stack started, including task processes the
+provider's local executor detached.
 """
 
 from __future__ import annotations

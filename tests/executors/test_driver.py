@@ -28,6 +28,7 @@ from executors import (
     TaskPhase,
     TaskStatus,
 )
+from executors.driver import Waker
 from executors.literals import from_literal_map, to_literal_map
 from executors.local import LocalExecutor
 from tests.conftest import DOUBLER, INT, python_template
@@ -157,7 +158,7 @@ def make_driver(
     )
 
 
-async def run(driver: ExecutionDriver, wake: asyncio.Event | None = None, timeout: float = 10) -> TaskStatus:
+async def run(driver: ExecutionDriver, wake: Waker | None = None, timeout: float = 10) -> TaskStatus:
     return await asyncio.wait_for(driver.run(wake), timeout=timeout)
 
 
@@ -585,7 +586,7 @@ async def test_next_delay_follows_the_streak(make_ctx: Callable[..., TaskContext
 async def test_wake_cuts_the_wait_short(make_ctx: Callable[..., TaskContext]) -> None:
     ex = ScriptedExecutor(starts=[RUNNING], checks=[RUNNING, SUCCEEDED])
     driver = make_driver(ex, make_ctx(), policy=fast(interval=60.0, max_backoff=60.0))
-    wake = asyncio.Event()
+    wake = Waker()
     task = asyncio.create_task(driver.run(wake))
     try:
         await wait_until(lambda: len(ex.calls) == 1)
@@ -605,7 +606,7 @@ async def test_wake_cuts_the_wait_short(make_ctx: Callable[..., TaskContext]) ->
 
 
 async def test_wake_set_during_a_call_is_not_lost(make_ctx: Callable[..., TaskContext]) -> None:
-    wake = asyncio.Event()
+    wake = Waker()
 
     async def running_and_notify() -> TaskStatus:
         wake.set()  # e.g. a backend notification arriving while the driver is inside check

@@ -1,0 +1,254 @@
+"""What the reliability tests share: runs, evidence files, processes, user actions, Ray jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, wait_until
+
+POLL_INTERVAL = 1.0
+# Airflow cancels a deferred task's trigger, and so calls its on_kill(), about 2 s after the user
+# action (FIELD-NOTES); the provider promises the kill within two poll intervals of that.
+ON_KILL_DELAY = 2.0
+KILL_BUDGET = 2 * POLL_INTERVAL + ON_KILL_DELAY
+# Ray (2.60) itself takes a moment between a stop request and STOPPED (SIGTERM to the entrypoint,
+# then the job's status is written): measured by the Ray fixture, allowed on top of the budget.
+RAY_STOP_ALLOWANCE = 3.0
+
+ACTIONS = ("mark_failed", "mark_success", "clear", "fail_run")
+
+
+def action_params() -> list[Any]:
+    """``ACTIONS`` as pytest parameters."""
+    return list(ACTIONS)
+
+
+def report(message: str) -> None:
+    print(f"[reliability] {message}", flush=True)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
+
+
+# -- evidence written by the WAITER command (tests/reliability/dags/reliability_dags.py) ----------
+
+
+@dataclasses.dataclass(frozen=True)
+class Start:
+    key: str
+    pid: int
+    child_pid: int
+    at: float
+    attempt: str
+
+
+def starts(evidence: Path) -> list[Start]:
+    """The lines of ``starts.txt``: one per start of the command."""
+    try:
+        text = (evidence / "starts.txt").read_text()
+    except OSError:
+        return []
+    found = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 5:
+            found.append(Start(parts[0], int(parts[1]), int(parts[2]), float(parts[3]), parts[4]))
+    return found
+
+
+def release(evidence: Path) -> None:
+    (evidence / "release").touch()
+
+
+# -- runs ----------------------------------------------------------------------------------------
+
+
+def new_evidence_dir(stack: AirflowStack, label: str) -> Path:
+    folder = stack.home / "evidence" / f"{label}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def start_run(stack: AirflowStack, dag_id: str, label: str, evidence: Path, **conf: Any) -> str:
+    stack.client.wait_for_dag(dag_id, timeout=90)
+    stack.client.unpause(dag_id)
+    run_id = f"{label}-{uuid.uuid4().hex[:8]}"
+    stack.client.trigger(dag_id, run_id, conf={"dir": str(evidence), **conf})
+    return run_id
+
+
+def trigger_log_started(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int = 1
+) -> int:
+    """How many trigger logs of this task (all map indexes) say their trigger started running."""
+    folder = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    count = 0
+    for path in folder.rglob(f"attempt={try_number}.log.trigger.*.log"):
+        with contextlib.suppress(OSError):
+            if "starting" in path.read_text(errors="replace"):
+                count += 1
+    return count
+
+
+def task_log(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
+    folder = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+    texts = []
+    for path in sorted(folder.rglob(f"attempt={try_number}.log*")):
+        with contextlib.suppress(OSError):
+            texts.append(path.read_text(errors="replace"))
+    return "\n".join(texts)
+
+
+def explain_clear(stack: AirflowStack, dag_id: str, run_id: str, task_id: str) -> str:
+    """What the logs say happened after a clear whose execution was not killed."""
+    log1, log2 = (task_log(stack, dag_id, run_id, task_id, n) for n in (1, 2))
+    return (
+        f"try 2 re-attached to try 1's execution: {'re-attached to' in log2}; try 1's on_kill ran: "
+        f"{'invoking on_kill' in log1}; it took the task for moved: {'trigger moved' in log1}"
+    )
+
+
+# -- user actions (the REST calls the UI makes) --------------------------------------------------
+
+
+def _call(stack: AirflowStack, method: str, path: str, body: dict[str, Any]) -> Any:
+    resp = stack.client.request(method, path, json=body)
+    if resp.status_code >= 400:
+        raise StackError(f"{method} {path} -> HTTP {resp.status_code}: {resp.text[:1000]}")
+    return resp.json() if resp.content else None
+
+
+def user_action(stack: AirflowStack, action: str, dag_id: str, run_id: str, task_id: str) -> None:
+    """Do to a deferred task what a user does in the UI: mark it failed/success, clear it, or
+    mark its whole run failed."""
+    if action == "mark_failed":
+        stack.client.set_task_state(dag_id, run_id, task_id, "failed")
+    elif action == "mark_success":
+        stack.client.set_task_state(dag_id, run_id, task_id, "success")
+    elif action == "clear":
+        _call(
+            stack,
+            "POST",
+            f"/api/v2/dags/{dag_id}/clearTaskInstances",
+            {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False},
+        )
+    elif action == "fail_run":
+        _call(stack, "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
+    else:
+        raise ValueError(action)
+
+
+def create_connection(stack: AirflowStack, conn_id: str, conn_type: str, host: str) -> None:
+    path = "/api/v2/connections"
+    resp = stack.client.request("GET", f"{path}/{conn_id}")
+    if resp.status_code == 200:
+        return
+    _call(stack, "POST", path, {"connection_id": conn_id, "conn_type": conn_type, "host": host})
+
+
+# -- processes -----------------------------------------------------------------------------------
+
+
+def alive(processes: dict[int, float]) -> list[int]:
+    return [pid for pid, ct in processes.items() if process_alive(pid, ct)]
+
+
+def snapshot(pids: Iterable[int]) -> dict[int, float]:
+    """``{pid: create_time}`` of the running ones (the create time guards against pid reuse)."""
+    found = {}
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            found[pid] = psutil.Process(pid).create_time()
+    return found
+
+
+def wait_gone(processes: dict[int, float], timeout: float) -> float | None:
+    """Seconds until every one of ``processes`` is gone; None if some still run after ``timeout``."""
+    t0 = time.monotonic()
+    try:
+        wait_until(
+            lambda: not alive(processes), timeout, f"processes {sorted(processes)} to end", interval=0.05
+        )
+    except StackError:
+        return None
+    return time.monotonic() - t0
+
+
+def kill_all(processes: dict[int, float]) -> list[int]:
+    """SIGKILL whatever of ``processes`` still runs (a leak must not outlive its test)."""
+    left = alive(processes)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def execution_records(stack: AirflowStack, dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Every ``local/pid.json`` of the local executor under this DAG (and run) in the data dir."""
+    root = stack.data_dir / dag_id
+    if run_id is not None:
+        root = root / run_id
+    return [r for p in sorted(root.rglob("local/pid.json")) if (r := read_json(p)) is not None]
+
+
+def leaked_processes(records: list[dict[str, Any]], extra_pids: Iterable[int] = ()) -> list[int]:
+    """Live processes an execution left: its process, its supervisor, anything in its process
+    group, and ``extra_pids`` (children the command recorded)."""
+    leaked: set[int] = set()
+    groups = {int(r["pgid"]) for r in records if "pgid" in r}
+    for record in records:
+        if process_alive(int(record["pid"]), record.get("create_time")):
+            leaked.add(int(record["pid"]))
+        if process_alive(int(record["supervisor_pid"])):
+            leaked.add(int(record["supervisor_pid"]))
+    for pid in extra_pids:
+        if pid and process_alive(pid):
+            leaked.add(pid)
+    if groups:
+        for proc in psutil.process_iter(["pid", "status"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) in groups:
+                    leaked.add(proc.pid)
+    return sorted(leaked)
+
+
+# -- Ray jobs ------------------------------------------------------------------------------------
+
+
+def ray_jobs(address: str, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """The Ray jobs the provider submitted for this DAG run (by the ``owner_id`` in their metadata)."""
+    resp = httpx.get(f"{address}/api/jobs/", timeout=10)
+    resp.raise_for_status()
+    prefix = f"{dag_id}/{run_id}/"
+    return [
+        job for job in resp.json() if str((job.get("metadata") or {}).get("owner_id", "")).startswith(prefix)
+    ]
+
+
+def ray_job_status(address: str, submission_id: str) -> str | None:
+    with contextlib.suppress(httpx.HTTPError, ValueError):
+        resp = httpx.get(f"{address}/api/jobs/{submission_id}", timeout=5)
+        if resp.status_code == 200:
+            return str(resp.json().get("status"))
+    return None
+
+
+def ray_stop(address: str, submission_id: str) -> None:
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(f"{address}/api/jobs/{submission_id}/stop", timeout=10)
