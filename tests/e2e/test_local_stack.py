@@ -308,3 +308,33 @@ def test_recoverable_error_retries_and_non_recoverable_does_not(airflow_stack: A
     assert broken["max_tries"] == 3
     assert not airflow_stack.execution_dir(dag_id, run_id, "broken", 2).exists()
     client.wait_for_run_state(dag_id, run_id, "failed", timeout=30)
+
+
+# -- e. cache_serialize: ten overlapping identical instances compute once ------------------------
+
+
+@pytest.mark.dag_id("e2e_cache_serialized")
+def test_ten_overlapping_serialized_cached_instances_start_one_process(
+    airflow_stack: AirflowStack, tmp_path: Path
+) -> None:
+    dag_id, client = "e2e_cache_serialized", airflow_stack.client
+    marker = tmp_path / "starts.txt"
+    marker.touch()
+    client.wait_for_dag(dag_id, timeout=60)
+    client.unpause(dag_id)
+    outcomes = []
+    for label in ("first", "second"):
+        run_id = f"{label}-{uuid.uuid4().hex[:8]}"
+        client.trigger(dag_id, run_id, conf={"marker": str(marker)})
+        client.wait_for_run_state(dag_id, run_id, "success", timeout=120)
+        mapped = client.mapped_task_instances(dag_id, run_id, "same")
+        assert [ti["state"] for ti in mapped] == ["success"] * 10, mapped
+        statuses = [client.xcom(dag_id, run_id, "same", "cache_status", map_index=i) for i in range(10)]
+        values = [client.xcom(dag_id, run_id, "same", map_index=i) for i in range(10)]
+        assert values == [{"y": 42}] * 10
+        outcomes.append(sorted(statuses))
+    starts = marker.read_text().split()
+    print(f"[e2e] cache_serialize: processes started {len(starts)} (expected 1); outcomes {outcomes}")
+    assert len(starts) == 1, starts
+    assert outcomes[0] == ["CACHE_HIT"] * 9 + ["CACHE_POPULATED"]
+    assert outcomes[1] == ["CACHE_HIT"] * 10  # the second run starts nothing at all

@@ -173,3 +173,30 @@ with DAG(dag_id="e2e_failures", **COMMON):
         retries=3,
         retry_delay=dt.timedelta(seconds=1),
     )
+
+
+# e. ten overlapping mapped instances of ONE serialized, cached task: one computes, nine wait
+# (deferred, NOT_READY) and finish from the catalog. Each start appends a line to a shared file.
+CACHED_SERIAL = """
+import os, sys, time
+from executors import task_io
+marker = os.environ["E2E_CACHE_MARKER"]
+with open(marker, "a") as fh:
+    fh.write(f"{os.getpid()}\\n")
+time.sleep(4)
+x = task_io.read_inputs(sys.argv[1], sys.argv[3])["x"]
+task_io.write_outputs(sys.argv[2], {"y": x * 7}, sys.argv[3])
+"""
+
+with DAG(dag_id="e2e_cache_serialized", **COMMON):
+    ExecutorOperator.partial(
+        task_id="same",
+        command=["python", "-c", CACHED_SERIAL, *PLACEHOLDERS],
+        input_types={"x": int},
+        output_types={"y": int},
+        cache=True,
+        cache_version="1",
+        cache_serialize=True,
+        environment={"E2E_CACHE_MARKER": "{{ dag_run.conf['marker'] }}"},
+        poll_interval=1,
+    ).expand(inputs=[{"x": 6}] * 10)
