@@ -57,7 +57,9 @@ class ExecutionHandle:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExecutionHandle:
-        return cls(**data)
+        """Known fields only: a record may carry more (the operator's ``deferred`` marker)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 async def executor_for(handle: ExecutionHandle, store: DataStore) -> Executor:
