@@ -31,7 +31,12 @@ def main(dag_id: str) -> int:
                 .filter(XComModel.key == "return_value")
                 .one_or_none()
             )
-            shown = "" if row is None else row.value if isinstance(row.value, str) else json.dumps(row.value)
+            if row is None:
+                shown = ""
+            elif isinstance(row.value, str):
+                shown = row.value
+            else:
+                shown = json.dumps(row.value, sort_keys=True)  # stable: the README shows this line
             value = f" -> {shown}" if shown else ""
             index = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
             print(f"  {ti.task_id}{index}: {ti.state} (try {ti.try_number}){value}")
