@@ -552,3 +552,19 @@ class AirflowStack:
             if dag_id is None or dag_id in path.parts:
                 parts.append(f"----- {path.relative_to(self.home)} -----\n{tail(path, 20)}")
         return "\n".join(parts)
+
+
+def attach_stack_logs(item: Any, report: Any, fixture: str) -> bool:
+    """For a pytest report of a failed test using the stack fixture ``fixture``: append the tails of
+    the component and task logs as a report section. True when it did (the test used a stack)."""
+    stack = getattr(item, "funcargs", {}).get(fixture)
+    if not isinstance(stack, AirflowStack):
+        return False
+    marker = item.get_closest_marker("dag_id")
+    dag_id = marker.args[0] if marker else None
+    try:
+        text = stack.diagnostics(dag_id)
+    except Exception as exc:  # diagnostics must never hide the real failure
+        text = f"<diagnostics failed: {exc!r}>"
+    report.sections.append(("airflow stack logs", text))
+    return True

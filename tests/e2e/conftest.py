@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack
+from tests.e2e.airflow_stack import AirflowStack, attach_stack_logs
 
 POLL_INTERVAL = 1.0
 _SESSION = {"failed": False}  # set by the report hook: keep AIRFLOW_HOME for inspection
@@ -57,17 +57,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = outcome.get_result()
     if report.when != "call" or not report.failed or hasattr(report, "wasxfail"):
         return
-    stack = getattr(item, "funcargs", {}).get("airflow_stack")
-    if not isinstance(stack, AirflowStack):
-        return
-    _SESSION["failed"] = True
-    marker = item.get_closest_marker("dag_id")
-    dag_id = marker.args[0] if marker else None
-    try:
-        text = stack.diagnostics(dag_id)
-    except Exception as exc:  # diagnostics must never hide the real failure
-        text = f"<diagnostics failed: {exc!r}>"
-    report.sections.append(("airflow stack logs", text))
+    if attach_stack_logs(item, report, "airflow_stack"):
+        _SESSION["failed"] = True
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.airflow_stack import REPO, AirflowStack, StackError, wait_until
+from tests.e2e.airflow_stack import REPO, AirflowStack, StackError, attach_stack_logs, wait_until
 from tests.reliability.helpers import POLL_INTERVAL, report
 from tests.reliability.postgres import PostgresCluster, PostgresUnavailable
 
@@ -178,14 +178,5 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report_ = outcome.get_result()
     if report_.when not in ("setup", "call") or not report_.failed or hasattr(report_, "wasxfail"):
         return
-    stack = getattr(item, "funcargs", {}).get("rel_stack")
-    if not isinstance(stack, AirflowStack):
-        return
-    _SESSION["failed"] = True
-    marker = item.get_closest_marker("dag_id")
-    dag_id = marker.args[0] if marker else None
-    try:
-        text = stack.diagnostics(dag_id)
-    except Exception as exc:  # diagnostics must never hide the real failure
-        text = f"<diagnostics failed: {exc!r}>"
-    report_.sections.append(("airflow stack logs", text))
+    if attach_stack_logs(item, report_, "rel_stack"):
+        _SESSION["failed"] = True
