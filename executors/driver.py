@@ -21,6 +21,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -109,6 +110,72 @@ class _CallTimeout(Exception):
     """An executor call outlived ``PollPolicy.call_timeout``."""
 
 
+class _Watchdog:
+    """Per-call time limits for every driver on one loop, with one timer for all of them.
+
+    ``asyncio.timeout`` per call costs a timer (and a cancelled heap entry) per poll: at ten
+    thousand triggers that is most of the loop's garbage. Here a call only registers its task and
+    deadline; one timer, set for the earliest deadline, cancels the calls that outlive theirs.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._calls: dict[asyncio.Task[Any], list[Any]] = {}  # task -> [deadline, expired]
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+
+    async def run(self, make: Callable[[], Awaitable[T]], limit: float) -> T:
+        task = asyncio.current_task()
+        if task is None or task in self._calls:  # not in a task, or nested: plain await
+            return await make()
+        deadline = self._loop.time() + limit
+        entry = [deadline, False]
+        self._calls[task] = entry
+        if deadline < self._timer_at:
+            self._schedule(deadline)
+        try:
+            return await make()
+        except asyncio.CancelledError:
+            # Ours only if we expired it and nobody else asked for a cancel meanwhile.
+            if entry[1] and task.uncancel() == 0:
+                raise _CallTimeout from None
+            raise
+        finally:
+            del self._calls[task]
+
+    def _schedule(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        now = self._loop.time()
+        earliest = float("inf")
+        for task, entry in self._calls.items():
+            if entry[1]:
+                continue
+            if entry[0] <= now:
+                entry[1] = True
+                task.cancel()
+            else:
+                earliest = min(earliest, entry[0])
+        if earliest != float("inf"):
+            self._schedule(earliest)
+
+
+_watchdogs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Watchdog] = weakref.WeakKeyDictionary()
+
+
+def _watchdog() -> _Watchdog:
+    loop = asyncio.get_running_loop()
+    dog = _watchdogs.get(loop)
+    if dog is None:
+        dog = _watchdogs[loop] = _Watchdog(loop)
+    return dog
+
+
 class ExecutionDriver:
     """Drive one execution. Not thread-safe; one driver per execution per process.
 
@@ -160,14 +227,7 @@ class ExecutionDriver:
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T:
         """Await one executor call; :class:`_CallTimeout` when *our* deadline passed (a
         ``TimeoutError`` raised by the executor itself is the executor's error, not ours)."""
-        deadline = asyncio.timeout(self.policy.call_timeout)
-        try:
-            async with deadline:
-                return await make()
-        except TimeoutError:
-            if deadline.expired():
-                raise _CallTimeout from None
-            raise
+        return await _watchdog().run(make, self.policy.call_timeout)
 
     async def step(self) -> TaskStatus:
         """One call to the executor (start or check), with every rule applied; returns the status."""
