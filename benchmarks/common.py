@@ -267,11 +267,16 @@ def cli(run: Callable[[bool], Report], argv: Sequence[str] | None = None) -> Non
 
 
 def isolate_airflow_home() -> str:
-    """A fresh, empty AIRFLOW_HOME for this benchmark process (never the user's ~/airflow)."""
+    """A fresh, empty AIRFLOW_HOME for this benchmark process (never the user's ~/airflow), removed
+    when the process exits; its subprocesses inherit it."""
+    import atexit
+    import shutil
     import tempfile
 
     if not os.environ.get("BENCH_AIRFLOW_HOME_SET"):
-        os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="bench-airflow-home-")
+        home = tempfile.mkdtemp(prefix="bench-airflow-home-")
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+        os.environ["AIRFLOW_HOME"] = home
         os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
         os.environ["BENCH_AIRFLOW_HOME_SET"] = "1"
     return os.environ["AIRFLOW_HOME"]

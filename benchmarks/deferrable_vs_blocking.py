@@ -185,6 +185,7 @@ def run(quick: bool) -> Report:
             for name, r in (("deferrable", deferrable), ("blocking", blocking))
         )
         + "\n"
+        + _waves(deferrable["timeline"], sleep)
     )
     return report
 
