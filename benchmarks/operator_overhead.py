@@ -21,7 +21,6 @@ Target: under 20 ms added per task at p50 (defer and cache hit).
 from __future__ import annotations
 
 import cProfile
-import dataclasses
 import io
 import json
 import os
@@ -34,28 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Report, cli, fmt, log, summary_ms
+from tests.fake_ti import FakeTI
 
 ITERATIONS, QUICK_ITERATIONS = 400, 60
 WARMUP = 10
 ADDED_TARGET_MS = 20.0
 
 INSTANT_ID = "bench-instant"
-
-
-@dataclasses.dataclass
-class FakeTI:
-    """The part of a RuntimeTaskInstance the operator uses (as in the operator tests)."""
-
-    task_id: str
-    dag_id: str = "bench_dag"
-    run_id: str = "manual__bench"
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        json.dumps(value)  # XCom values must be JSON-safe
-        self.xcoms[key] = value
 
 
 def _register_instant_executor() -> None:
@@ -154,7 +138,8 @@ def _time_calls(call: Callable[[dict[str, Any]], Any], contexts: list[dict[str, 
 
 def _contexts(op: Any, label: str, count: int) -> list[dict[str, Any]]:
     return [
-        {"ti": FakeTI(task_id=op.task_id, run_id=f"manual__{label}_{i}"), "task": op} for i in range(count)
+        {"ti": FakeTI(task_id=op.task_id, dag_id="bench_dag", run_id=f"manual__{label}_{i}"), "task": op}
+        for i in range(count)
     ]
 
 

@@ -12,7 +12,6 @@ Two levels:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -37,6 +36,7 @@ from executors.task_template import build_task_template
 from tests.airflow_provider import dagtest
 from tests.airflow_provider.dagtest import DagTestRun
 from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor, recorded_calls_in
+from tests.fake_ti import FakeTI
 
 default_registry.register(ScriptedExecutor, source="tests/airflow_provider/test_operators.py")
 
@@ -49,22 +49,6 @@ task_io.write_outputs(
 )
 """
 ARGS = ["{{.input}}", "{{.outputPrefix}}", "{{.taskTemplatePath}}"]
-
-
-@dataclasses.dataclass
-class FakeTI:
-    """The part of a RuntimeTaskInstance the operator uses."""
-
-    task_id: str
-    dag_id: str = "unit_dag"
-    run_id: str = "manual__unit"
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        json.dumps(value)  # XCom values must be JSON-safe
-        self.xcoms[key] = value
 
 
 def context_for(op: ExecutorOperator, **ti_fields: Any) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from executors import (
 from executors.literals import from_literal_map
 from executors.local import LocalExecutor
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
+from tests.fake_ti import FakeTI
 
 REPO = str(Path(__file__).resolve().parents[2])
 
@@ -55,22 +56,6 @@ def int_inputs(**values: int) -> literals_pb2.LiteralMap:
 
 
 # -- a minimal Airflow context -------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class FakeTI:
-    """The part of a RuntimeTaskInstance the operator uses (as in tests/airflow_provider)."""
-
-    task_id: str
-    dag_id: str = "unit_dag"
-    run_id: str = "manual__unit"
-    try_number: int = 1
-    map_index: int = -1
-    xcoms: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        json.dumps(value)  # XCom values must be JSON-safe
-        self.xcoms[key] = value
 
 
 class MemoryTaskStateStore:
