@@ -24,7 +24,40 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 
 
-class FlakyMemoryFileSystem(MemoryFileSystem):
+class _FailingIO:
+    """The I/O primitives, each asking ``_check`` first (``exists`` is left alone on purpose: it is
+    built on ``info``, and fsspec's own ``exists`` swallows errors). Arguments pass through, so each
+    filesystem keeps its own defaults."""
+
+    def _check(self, op: str, path: Any) -> None:
+        raise NotImplementedError
+
+    def cat_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check("cat_file", path)
+        return super().cat_file(path, *args, **kwargs)  # type: ignore[misc]
+
+    def pipe_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check("pipe_file", path)
+        return super().pipe_file(path, *args, **kwargs)  # type: ignore[misc]
+
+    def _open(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check("open", path)
+        return super()._open(path, *args, **kwargs)  # type: ignore[misc]
+
+    def info(self, path: Any, **kwargs: Any) -> Any:
+        self._check("info", path)
+        return super().info(path, **kwargs)  # type: ignore[misc]
+
+    def makedirs(self, path: Any, *args: Any, **kwargs: Any) -> None:
+        self._check("makedirs", path)
+        super().makedirs(path, *args, **kwargs)  # type: ignore[misc]
+
+    def ls(self, path: Any, *args: Any, **kwargs: Any) -> Any:
+        self._check("ls", path)
+        return super().ls(path, *args, **kwargs)  # type: ignore[misc]
+
+
+class FlakyMemoryFileSystem(_FailingIO, MemoryFileSystem):
     protocol = "flakymem"
     store: ClassVar[dict[str, Any]] = {}
     pseudo_dirs: ClassVar[list[str]] = [""]
@@ -42,35 +75,11 @@ class FlakyMemoryFileSystem(MemoryFileSystem):
             type(self).failures += 1
             raise ConnectionError(f"flakymem store unreachable during {op}({path})")
 
-    def cat_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("cat_file", path)
-        return super().cat_file(path, *args, **kwargs)
-
-    def pipe_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("pipe_file", path)
-        return super().pipe_file(path, *args, **kwargs)
-
-    def _open(self, path: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("open", path)
-        return super()._open(path, *args, **kwargs)
-
-    def info(self, path: Any, **kwargs: Any) -> Any:
-        self._check("info", path)
-        return super().info(path, **kwargs)
-
-    def makedirs(self, path: Any, exist_ok: bool = False) -> None:
-        self._check("makedirs", path)
-        super().makedirs(path, exist_ok=exist_ok)
-
-    def ls(self, path: Any, detail: bool = True, **kwargs: Any) -> Any:
-        self._check("ls", path)
-        return super().ls(path, detail=detail, **kwargs)
-
 
 Rule = Callable[[str, str], bool]
 
 
-class FlakyLocalFileSystem(LocalFileSystem):
+class FlakyLocalFileSystem(_FailingIO, LocalFileSystem):
     protocol = ("flakyfile",)
     rule: ClassVar[Rule | None] = None
     failures: ClassVar[int] = 0
@@ -80,30 +89,6 @@ class FlakyLocalFileSystem(LocalFileSystem):
         if rule is not None and rule(op, str(path)):
             type(self).failures += 1
             raise ConnectionError(f"flakyfile store unreachable during {op}({path})")
-
-    def cat_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("cat_file", path)
-        return super().cat_file(path, *args, **kwargs)
-
-    def pipe_file(self, path: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("pipe_file", path)
-        return super().pipe_file(path, *args, **kwargs)
-
-    def _open(self, path: Any, *args: Any, **kwargs: Any) -> Any:
-        self._check("open", path)
-        return super()._open(path, *args, **kwargs)
-
-    def info(self, path: Any, **kwargs: Any) -> Any:
-        self._check("info", path)
-        return super().info(path, **kwargs)
-
-    def makedirs(self, path: Any, exist_ok: bool = False) -> None:
-        self._check("makedirs", path)
-        super().makedirs(path, exist_ok=exist_ok)
-
-    def ls(self, path: Any, detail: bool = False, **kwargs: Any) -> Any:
-        self._check("ls", path)
-        return super().ls(path, detail=detail, **kwargs)
 
 
 fsspec.register_implementation("flakymem", FlakyMemoryFileSystem, clobber=True)
