@@ -75,6 +75,9 @@ class ExecutorDecoratedOperator(DecoratedOperator, ExecutorOperator):
             secrets=secrets,
         )
         self._single_output = set(template.interface.outputs.variables) == {SINGLE_OUTPUT}
+        # One output: the return value is the value itself (as with @task); several (NamedTuple,
+        # TypedDict): the dict of them, each also pushed under its own name.
+        kwargs["multiple_outputs"] = not self._single_output
         super().__init__(
             python_callable=python_callable,
             task_id=task_id,

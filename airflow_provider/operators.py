@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import json
+import math
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,6 +49,7 @@ from executors import (
     known_executor_ids,
 )
 from executors.catalog import CacheKey, cache_key, is_cacheable
+from executors.context import default_checkpoint_prefix
 from executors.literals import from_literal_map, to_literal_map
 from executors.resources import resources_from_mapping
 from executors.task_template import (
@@ -88,6 +90,20 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+def _positive_seconds(name: str, value: dt.timedelta | float | None, task_id: str) -> float | None:
+    """``None`` (the default) or a positive number of seconds: ``poll_interval=0`` would busy-poll a
+    core and ``timeout=0`` would silently mean no timeout, so both are errors naming the option."""
+    if value is None:
+        return None
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    number = isinstance(seconds, (int, float)) and not isinstance(seconds, bool)
+    if not number or not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(
+            f"{task_id}: {name} must be a positive number of seconds (or None for the default), got {value!r}"
+        )
+    return float(seconds)
 
 
 class ExecutorOperator(BaseOperator):
@@ -180,6 +196,10 @@ class ExecutorOperator(BaseOperator):
                 f"ExecutorOperator: executor={kwargs['executor']!r} names Airflow's own executor; "
                 f"choose the task executor with executor_id={kwargs['executor']!r}"
             )
+        # Airflow pushes each key of the returned dict as its own XCom. Pushing them ourselves would
+        # be the same XComs, but only an operator with multiple_outputs makes a downstream
+        # ``op.output["k"]`` read a None output as None instead of raising XComNotFound.
+        kwargs.setdefault("multiple_outputs", True)
         super().__init__(**kwargs)
         if (task_template is None) == (command is None):
             raise ValueError(f"{self.task_id}: pass exactly one of task_template= or command=")
@@ -204,9 +224,9 @@ class ExecutorOperator(BaseOperator):
         self.executor_id = executor_id
         self.inputs = dict(inputs or {})
         self.data_dir = data_dir
-        self.poll_interval = poll_interval
+        self.poll_interval = _positive_seconds("poll_interval", poll_interval, self.task_id)
         self.deferrable = deferrable
-        self.timeout = timeout.total_seconds() if isinstance(timeout, dt.timedelta) else timeout
+        self.timeout = _positive_seconds("timeout", timeout, self.task_id)
         self.requests = dict(requests or {})
         self.limits = dict(limits or {})
         self.environment = dict(environment or {})
@@ -293,10 +313,12 @@ class ExecutorOperator(BaseOperator):
             template, dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, map_index=map_index,
             try_number=ti.try_number,
         )  # fmt: skip
+        data_dir = self.data_dir or config.data_dir()
         folder = execution_folder(
-            self.data_dir or config.data_dir(), dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id,
-            map_index=map_index, try_number=ti.try_number,
+            data_dir, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=map_index,
+            try_number=ti.try_number,
         )  # fmt: skip
+        prev_checkpoint = await self._previous_checkpoint(store, data_dir, ti, map_index)
         ctx = TaskContext(
             task_execution_id=TaskExecutionID.create(ident),
             data_dir=folder,
@@ -309,6 +331,7 @@ class ExecutorOperator(BaseOperator):
             labels=self.labels,
             annotations=self.annotations,
             service_account=self.service_account,
+            prev_checkpoint_prefix=prev_checkpoint,
         )
         handle = ExecutionHandle(
             executor_id=self.executor_id,
@@ -351,6 +374,24 @@ class ExecutorOperator(BaseOperator):
                 self._running = None
             handle = handle.with_driver(driver)
         return await self._finish(context, executor, template, handle, status, store)
+
+    @staticmethod
+    async def _previous_checkpoint(store: DataStore, data_dir: str, ti: Any, map_index: int) -> str:
+        """Flyte's ``{{.prevCheckpointPrefix}}``: the checkpoint folder of the previous try, so a
+        retried task (flytekit's ``current_context().checkpoint``) resumes where it left off; ``""``
+        on the first try or when the previous try left no checkpoint folder."""
+        if ti.try_number <= 1:
+            return ""
+        previous = execution_folder(
+            data_dir, dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, map_index=map_index,
+            try_number=ti.try_number - 1,
+        )  # fmt: skip
+        checkpoint = default_checkpoint_prefix(previous)
+        try:
+            present = await store.exists(checkpoint)
+        except DataStoreError:
+            present = False  # a checkpoint is an optimisation: never fail a try over it
+        return checkpoint if present else ""
 
     async def _wait_in_worker(self, driver: ExecutionDriver, handle: ExecutionHandle) -> TaskStatus:
         deadline = handle.deadline_at
@@ -469,14 +510,13 @@ class ExecutorOperator(BaseOperator):
                 f"{self.executor_id} execution {ctx.generated_name} succeeded but its outputs could not be "
                 f"read: {exc}"
             ) from exc
-        ti = context["ti"]
-        for name, value in values.items():
-            ti.xcom_push(key=name, value=value)
+        # Airflow pushes one XCom per output from the return value (multiple_outputs, see __init__).
         self.log.info("outputs of %s: %s", ctx.generated_name, json.dumps(values, default=str)[:2000])
         return self._return_value(values)
 
     def _return_value(self, values: dict[str, Any]) -> Any:
-        """The task's return value (XCom ``return_value``): every output, as a dict."""
+        """The task's return value (XCom ``return_value``): every output, as a dict; with
+        ``multiple_outputs`` Airflow also pushes each output under its own name."""
         return values
 
     # -- exactly one execution per try, even across worker crashes -----------------------------

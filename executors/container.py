@@ -85,8 +85,15 @@ def task_environment(task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dic
 async def status_after_success(
     store: DataStore, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, *, what: str
 ) -> TaskStatus:
-    """SUCCEEDED once the declared outputs exist; ``what`` says what succeeded, for the message
+    """The status of a task whose process ended well (exit 0, a succeeded job).
+
+    ``error.pb`` decides first when the task wrote one, whatever the exit code and whether outputs
+    are declared: flytekit's ``pyflyte-execute`` reports a user exception by writing it and exiting
+    0. Else SUCCEEDED once the declared outputs exist; ``what`` says what succeeded, for the message
     when they do not (a permanent ``OutputsNotFound``). A store we cannot reach is UNKNOWN."""
+    from_file = await status_from_error_file(store, task_ctx)
+    if from_file is not None:
+        return from_file
     if not task.interface.outputs.variables:
         return TaskStatus(TaskPhase.SUCCEEDED)
     try:

@@ -134,6 +134,12 @@ def _join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
+def default_checkpoint_prefix(data_dir: str) -> str:
+    """Where an execution whose folder is ``data_dir`` writes its checkpoints by default (a retry
+    reads the previous try's from there: Flyte's ``{{.prevCheckpointPrefix}}``)."""
+    return _join(data_dir, "checkpoint")
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskContext:
     """Everything an executor knows about one execution (seed: ``TaskContext``).
@@ -175,7 +181,7 @@ class TaskContext:
             "outputs_file": _join(self.data_dir, "outputs.pb"),
             "error_file": _join(self.data_dir, "error.pb"),
             "raw_output_prefix": _join(self.data_dir, "raw"),
-            "checkpoint_prefix": _join(self.data_dir, "checkpoint"),
+            "checkpoint_prefix": default_checkpoint_prefix(self.data_dir),
         }
         for name, value in defaults.items():
             if not getattr(self, name):

@@ -172,7 +172,6 @@ def test_store_down_at_start_then_back_the_next_try_runs(tmp_path: Path) -> None
     FlakyLocalFileSystem.rule = None
     context = context_for(op, states, try_number=2)
     assert op.execute(context) == {"y": 42}  # type: ignore[arg-type]
-    assert context["ti"].xcoms["y"] == 42
     assert runs_of(marker) == 1
 
 
@@ -225,7 +224,6 @@ def test_store_down_at_output_resolution_the_outputs_are_not_lost(
     context = context_for(op, states, try_number=2)
     capsys.readouterr()
     assert op.execute(context) == {"y": 42}  # type: ignore[arg-type]
-    assert context["ti"].xcoms["y"] == 42
     assert runs_of(marker) == 1, "the succeeded execution must not run again"
     assert "re-attached to flaky-0-" in capsys.readouterr().out  # the task log says so
     try2 = execution_folder(
@@ -536,7 +534,7 @@ def test_executor_raising_in_each_method_worker_side(
     for fragment in fragments:
         assert fragment in message, message
     if kind == "success":
-        assert result == {"y": 6} and context["ti"].xcoms["y"] == 6
+        assert result == {"y": 6}
         assert "could not read the output of faulty-0-" in capsys.readouterr().out  # a warning only
 
 
