@@ -29,9 +29,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import BENCH_DIR, REPO, Report, cli, fmt, log, time_budgeted, version_of
+from benchmarks.common import REPO, Report, cli, fmt, log, time_budgeted, version_of
 
-VENV = BENCH_DIR / ".venv-flytekit"
+VENV = REPO / ".venv-flytekit"
+"""The flytekit interpreter the conformance suite uses too (``scripts/setup-flytekit.sh``)."""
 SPEEDUP_TARGET = 5.0
 
 
@@ -40,26 +41,13 @@ def venv_python() -> Path:
 
 
 def ensure_venv() -> tuple[Path, str]:
-    """Create ``benchmarks/.venv-flytekit`` if needed: flytekit, the project (editable, no deps) and
-    its dependencies, protobuf kept at 7 like the project's venv. Returns (python, what was done)."""
-    python = venv_python()
-    if python.exists():
-        check = subprocess.run(
-            [str(python), "-c", "import flytekit, executors.literals"],
-            capture_output=True, text=True, check=False, cwd="/",
-        )  # fmt: skip
-        if check.returncode == 0:
-            return python, "reused"
+    """Create ``.venv-flytekit`` if needed (the pinned flytekit, the project editable without its
+    Airflow side), shared with tests/conformance. Returns (python, what was done)."""
     started = time.monotonic()
-    log(f"literals: creating {VENV} (flytekit + the project, no Airflow)")
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-    pip = [str(python), "-m", "pip", "install", "-q"]
-    subprocess.run(
-        [*pip, "flytekit", "protobuf>=7", "flyteidl>=1.16,<2", "fsspec", "pendulum", "psutil"],
-        check=True,
-    )
-    subprocess.run([*pip, "-e", str(REPO), "--no-deps"], check=True)
-    return python, f"created in {time.monotonic() - started:.0f} s"
+    fresh = not venv_python().exists()
+    log(f"literals: checking {VENV} (flytekit + the project, no Airflow)")
+    subprocess.run(["bash", str(REPO / "scripts" / "setup-flytekit.sh")], check=True)
+    return venv_python(), f"created in {time.monotonic() - started:.0f} s" if fresh else "reused"
 
 
 # -- the measurement (runs inside the flytekit venv) ---------------------------------------------------
