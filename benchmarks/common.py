@@ -4,7 +4,7 @@ A benchmark module exposes ``run(quick: bool) -> Report`` and ends with ``cli(ru
 prints its figures; run by ``benchmarks.run`` it also writes them as JSON (``--json PATH``).
 
 This module imports neither Airflow nor flytekit: ``literals_bench`` runs under the separate
-flytekit interpreter (``benchmarks/.venv-flytekit``), where Airflow is not installed.
+flytekit interpreter (``.venv-flytekit`` (scripts/setup-flytekit.sh)), where Airflow is not installed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark 3: Python values to a flyteidl LiteralMap and back, ``executors.literals`` vs flytekit.
 
-Runs in its own interpreter, ``benchmarks/.venv-flytekit`` (flytekit must not enter the project's
-venv); ``benchmarks.run`` creates that venv when it is missing (:func:`ensure_venv`) and runs this
+Runs in its own interpreter, ``.venv-flytekit`` (scripts/setup-flytekit.sh; flytekit must not enter the
+project's venv); ``benchmarks.run`` creates that venv when it is missing (:func:`ensure_venv`) and runs this
 module there. It imports ``executors`` (never Airflow) and flytekit.
 
 Values (the same Python objects for both sides):

@@ -4,7 +4,7 @@
     bash benchmarks/run.sh [--quick]
 
 Each benchmark runs in its own subprocess (``python -m benchmarks.<module> --json ...``) with a time
-limit; ``literals_bench`` runs under ``benchmarks/.venv-flytekit``, created on first use. The raw
+limit; ``literals_bench`` runs under ``.venv-flytekit`` (scripts/setup-flytekit.sh). The raw
 JSON and the full output of each go to ``benchmarks/.raw/`` (gitignored). A benchmark that fails
 or times out is reported as such in RESULTS.md; the others still run.
 
