@@ -7,6 +7,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import math
+import os
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -52,10 +53,13 @@ from executors.catalog import CacheKey, cache_key, is_cacheable
 from executors.context import default_checkpoint_prefix
 from executors.literals import from_literal_map, to_literal_map
 from executors.resources import resources_from_mapping
+from executors.storage import is_local, local_path
 from executors.task_template import (
     TaskTemplateSource,
     build_task_template,
     load_task_template,
+    parse_template_bytes,
+    template_from_dict,
     template_to_dict,
 )
 
@@ -104,6 +108,25 @@ def _positive_seconds(name: str, value: dt.timedelta | float | None, task_id: st
             f"{task_id}: {name} must be a positive number of seconds (or None for the default), got {value!r}"
         )
     return float(seconds)
+
+
+def _template_known_at_parse_time(source: Any) -> tasks_pb2.TaskTemplate | None:
+    """The template when it can be had without I/O beyond a local file: an object, its JSON form, or
+    a local ``.pb``/``.json`` path. ``None`` otherwise (a remote URL, a missing or bad file: those are
+    read, and reported, when the task runs)."""
+    try:
+        if isinstance(source, tasks_pb2.TaskTemplate):
+            return source
+        if isinstance(source, TaskTemplateField):
+            return template_from_dict(source.value)
+        if isinstance(source, Mapping):
+            return template_from_dict(source)
+        if isinstance(source, (str, os.PathLike)) and is_local(os.fspath(source)):
+            with open(local_path(os.fspath(source)), "rb") as fh:
+                return parse_template_bytes(fh.read(1 << 24), where=os.fspath(source))
+    except (OSError, ExecutorsError):
+        return None
+    return None
 
 
 class ExecutorOperator(BaseOperator):
@@ -200,6 +223,14 @@ class ExecutorOperator(BaseOperator):
         # be the same XComs, but only an operator with multiple_outputs makes a downstream
         # ``op.output["k"]`` read a None output as None instead of raising XComNotFound.
         kwargs.setdefault("multiple_outputs", True)
+        flyte = _template_known_at_parse_time(task_template)
+        if flyte is not None:
+            # What the template's own metadata says, as on Flyte, unless the DAG says otherwise.
+            defaults = kwargs.get("default_args") or {}
+            if flyte.metadata.retries.retries and "retries" not in kwargs and "retries" not in defaults:
+                kwargs["retries"] = flyte.metadata.retries.retries
+            if timeout is None and flyte.metadata.HasField("timeout") and flyte.metadata.timeout.ToSeconds():
+                timeout = flyte.metadata.timeout.ToTimedelta()
         super().__init__(**kwargs)
         if (task_template is None) == (command is None):
             raise ValueError(f"{self.task_id}: pass exactly one of task_template= or command=")

@@ -32,7 +32,7 @@ from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.triggers import ExecutorTrigger
 from executors import TaskPhase, default_registry
-from executors.task_template import build_task_template
+from executors.task_template import build_task_template, template_to_dict
 from tests.airflow_provider import dagtest
 from tests.airflow_provider.dagtest import DagTestRun
 from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor, recorded_calls_in
@@ -441,3 +441,46 @@ def test_time_options_must_be_positive_seconds(option: str, value: Any) -> None:
 def test_time_options_accept_timedelta_and_none() -> None:
     op = ExecutorOperator(task_id="t", command=["true"], timeout=dt.timedelta(minutes=2), poll_interval=None)
     assert op.timeout == 120.0 and op.poll_interval is None
+
+
+def flyte_template(retries: int = 0, timeout_s: int = 0) -> tasks_pb2.TaskTemplate:
+    template = build_task_template(["true"], name="t")
+    template.metadata.retries.retries = retries
+    if timeout_s:
+        template.metadata.timeout.FromSeconds(timeout_s)
+    return template
+
+
+@pytest.mark.parametrize("form", ["object", "dict", "pb_file", "json_file"])
+def test_template_retries_and_timeout_are_the_defaults(tmp_path: Path, form: str) -> None:
+    # On Flyte a task's own metadata says how often it is retried and when it times out: a
+    # FlyteRecoverableException must be retried without the DAG author repeating it.
+    template = flyte_template(retries=3, timeout_s=90)
+    source: Any = template
+    if form == "dict":
+        source = json.loads(json.dumps(template_to_dict(template)))
+    elif form == "pb_file":
+        source = tmp_path / "task.pb"
+        source.write_bytes(template.SerializeToString())
+    elif form == "json_file":
+        from google.protobuf import json_format
+
+        source = str(tmp_path / "task.json")
+        Path(source).write_text(json_format.MessageToJson(template))
+    op = ExecutorOperator(task_id="t", task_template=source)
+    assert op.retries == 3
+    assert op.timeout == 90.0
+
+
+def test_the_dag_wins_over_the_template_metadata() -> None:
+    template = flyte_template(retries=3, timeout_s=90)
+    op = ExecutorOperator(task_id="t", task_template=template, retries=0, timeout=5)
+    assert (op.retries, op.timeout) == (0, 5.0)
+    from_defaults = ExecutorOperator(task_id="u", task_template=template, default_args={"retries": 1})
+    assert from_defaults.retries == 1
+
+
+def test_a_template_that_cannot_be_read_at_parse_time_changes_nothing(tmp_path: Path) -> None:
+    op = ExecutorOperator(task_id="t", task_template=str(tmp_path / "missing.pb"))
+    assert op.retries == ExecutorOperator(task_id="u", command=["true"]).retries
+    assert op.timeout is None
