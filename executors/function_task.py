@@ -7,12 +7,17 @@ writes ``outputs.pb`` or ``error.pb``.
 
 Outputs follow Flyte: a ``NamedTuple`` or ``TypedDict`` return annotation gives one output per
 field; ``None`` gives none; anything else is the single output ``o0``.
+
+Enum parameters travel as their values (an enum literal is a string); :func:`enum_inputs` records
+each enum class (module, name, members) so that the runner hands the function the *member*.
 """
 
 from __future__ import annotations
 
+import enum
 import inspect
 import textwrap
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -83,6 +88,64 @@ def input_types(fn: Callable[..., Any], *, reserved: Sequence[str] = ()) -> dict
     return types
 
 
+def _enum_key(cls: type[enum.Enum]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def enum_descriptor(tp: Any) -> dict[str, Any] | None:
+    """Where enums sit in an annotation, for the runner to turn values back into members.
+
+    ``{"enum": key}`` for an ``Enum`` class (a key of :func:`enum_types`), ``{"list": d}`` /
+    ``{"dict": d}`` / ``{"union": [d, ...]}`` around one, ``None`` for a type holding no enum.
+    """
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"enum": _enum_key(tp)}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list and len(args) == 1:
+        inner = enum_descriptor(args[0])
+        return {"list": inner} if inner else None
+    if origin is dict and len(args) == 2:
+        inner = enum_descriptor(args[1])
+        return {"dict": inner} if inner else None
+    if origin is typing.Union or origin is types.UnionType:
+        variants = [enum_descriptor(arg) for arg in args]
+        return {"union": variants} if any(variants) else None
+    return None
+
+
+def enum_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{parameter: enum_descriptor}`` for the parameters whose annotation holds an enum."""
+    found = {name: enum_descriptor(tp) for name, tp in inputs.items()}
+    return {name: descriptor for name, descriptor in found.items() if descriptor}
+
+
+def _enums_in(tp: Any, found: dict[str, type[enum.Enum]]) -> None:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        found.setdefault(_enum_key(tp), tp)
+    for arg in typing.get_args(tp):
+        _enums_in(arg, found)
+
+
+def enum_types(fn: Callable[..., Any], *annotated: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every enum class the annotations name (inputs and outputs), by key: its name, module,
+    qualified name and members, and whether the runner may import it (not when it is defined in the
+    function's own module: that is the DAG file, which must not run on the backend)."""
+    found: dict[str, type[enum.Enum]] = {}
+    for types_by_name in annotated:
+        for tp in types_by_name.values():
+            _enums_in(tp, found)
+    return {
+        key: {
+            "name": cls.__name__,
+            "module": cls.__module__,
+            "qualname": cls.__qualname__,
+            "members": [[member.name, member.value] for member in cls],
+            "importable": cls.__module__ != fn.__module__,
+        }
+        for key, cls in found.items()
+    }
+
+
 def function_source(fn: Callable[..., Any]) -> tuple[str, int]:
     """The function's own source (decorators removed, dedented) and the line its ``def`` is on."""
     raw, first = inspect.getsourcelines(fn)
@@ -112,10 +175,11 @@ def function_template(
             f"function {fn.__qualname__}", "a plain (not async) function", "async def"
         )
     kind, outputs = output_types(fn)
+    inputs = input_types(fn, reserved=reserved_inputs)
     template = build_task_template(
         RUNNER_COMMAND,
         name=name,
-        inputs=input_types(fn, reserved=reserved_inputs),
+        inputs=inputs,
         outputs=outputs,
         cache=cache,
         cache_version=cache_version,
@@ -134,6 +198,8 @@ def function_template(
             "output_kind": kind,
             "output_type_name": _return_type_name(fn) if kind in ("namedtuple", "typeddict") else "",
             "output_names": list(outputs),
+            "input_enums": enum_inputs(inputs),
+            "enum_types": enum_types(fn, inputs, outputs),
             "recoverable_exceptions": [
                 e if isinstance(e, str) else f"{e.__module__}.{e.__qualname__}"
                 for e in recoverable_exceptions

@@ -10,12 +10,24 @@ DAG authors speak Python. This module is the only place where the two meet:
 * :func:`describe_type` renders a literal type for humans (error messages, UI).
 
 Supported literal types: the simple types INTEGER, FLOAT, STRING, BOOLEAN, DATETIME, DURATION, NONE and
-STRUCT, collections, string-keyed maps, blobs and structured datasets (carried as URIs), unions and enums.
-Anything else (BINARY, ERROR, schema, ...) is rejected with :class:`LiteralConversionError` rather than
-guessed at.
+STRUCT, collections, string-keyed maps, blobs (carried as their URIs), structured datasets (carried as a
+small typed reference ``{"uri", "format", "columns"}``, see :mod:`executors.literal_dataset`, so the
+producer's format and column schema survive the trip through Python), unions and enums. Anything else
+(BINARY, ERROR, schema, ...) is rejected with :class:`LiteralConversionError` rather than guessed at.
 
-Every conversion error names *where* the offending value sits (``input 'xs'[3]``, ``input 'm'['key']``),
-what was expected and what was given, so the message alone lets a DAG author fix the cause.
+A STRUCT value is a JSON-like ``dict`` in one of two encodings, both read whatever the declared type
+says: a protobuf ``Struct`` (numbers become floats), or flytekit's msgpack ``Binary`` (tag ``msgpack``,
+ints stay ints; see :mod:`executors.literal_msgpack`), which is written when the declared type carries
+flytekit's ``serialization-format: msgpack`` annotation, as flytekit declares dataclasses, pydantic
+models and bare ``dict``. When the type's ``metadata`` holds a JSON schema (flytekit puts a
+dataclass's there), values are checked against it both ways (:mod:`executors.literal_schema`).
+
+Every conversion error names *where* the offending value sits (``input 'xs'[3]``, ``input 'm'['key']``,
+``input 'p'.x`` for a schema field), what was expected and what was given, so the message alone lets a
+DAG author fix the cause. Values protobuf could write but not read back are refused when written:
+literals nested deeper than protobuf parses (:mod:`executors.literal_depth`) and strings UTF-8 cannot
+encode (lone surrogates); NaN and infinity are refused where JSON is required (a ``Struct``, and
+outputs read by :func:`from_literal_map`, which go to XCom).
 
 Large homogeneous collections of primitives (the common case for fan-out inputs) take a fast path: the
 element type is dispatched once per collection and elements are written straight into the repeated field,
@@ -26,6 +38,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import math
 import os
 import types
 import typing
@@ -33,9 +46,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flyteidl.core import interface_pb2, literals_pb2, types_pb2
-from google.protobuf import json_format
 
+from executors import literal_depth, literal_msgpack
 from executors.errors import InterfaceMismatchError, LiteralConversionError
+from executors.literal_dataset import dataset_reference, fill_dataset
+from executors.literal_depth import MAX_DEPTH, ROOT_LITERAL_DEPTH, NestingTooDeepError
+from executors.literal_json import (
+    UnencodableStringError,
+    given,
+    key_path,
+    non_finite,
+    python_from_struct,
+    write_struct,
+)
+from executors.literal_schema import check_schema
 
 __all__ = [
     "describe_type",
@@ -127,13 +151,8 @@ def describe_type(literal_type: types_pb2.LiteralType) -> str:
     return "unset"
 
 
-def _given(value: Any) -> str:
-    """The ``given`` part of an error: type name plus a truncated repr, so huge values cannot flood logs."""
-    return f"{type(value).__name__} {value!r:.60}"
-
-
 def _mismatch(path: str, literal_type: types_pb2.LiteralType, value: Any) -> LiteralConversionError:
-    return LiteralConversionError(path, describe_type(literal_type), _given(value))
+    return LiteralConversionError(path, describe_type(literal_type), given(value))
 
 
 def _describe_literal(literal: literals_pb2.Literal) -> str:
@@ -154,6 +173,8 @@ def _describe_literal(literal: literals_pb2.Literal) -> str:
             return "none literal"
         if scalar_kind == "generic":
             return "struct literal"
+        if scalar_kind == "binary":
+            return f"binary literal (tag {scalar.binary.tag!r:.30}, {len(scalar.binary.value)} bytes)"
         if scalar_kind == "blob":
             return f"blob literal {scalar.blob.uri!r:.60}"
         if scalar_kind == "structured_dataset":
@@ -186,12 +207,20 @@ def type_admits_none(literal_type: types_pb2.LiteralType) -> bool:
 # Python -> Literal
 # --------------------------------------------------------------------------------------------------------
 
+# Errors that say more than a union's "expected union[...]": a variant took the value but could not
+# encode it. When no other variant takes the value, the first such error is raised.
+_DEFINITIVE_ERRORS = (NestingTooDeepError, UnencodableStringError)
+
+# How many sub-messages below its Literal each simple type's value nests (Scalar -> Primitive ->
+# Timestamp for a datetime): what the depth check needs without building anything.
+_SIMPLE_DEPTHS: dict[int, int] = {types_pb2.DATETIME: 3, types_pb2.DURATION: 3}
+
 
 def to_literal(value: Any, literal_type: types_pb2.LiteralType, *, path: str) -> literals_pb2.Literal:
     """Convert ``value`` into a literal of ``literal_type``.
 
     ``path`` describes the value for error messages (e.g. ``input 'x'``); nested elements extend it
-    (``input 'xs'[3]``, ``input 'm'['key']``).
+    (``input 'xs'[3]``, ``input 'm'['key']``, ``input 'p'.x``).
 
     Accepted values per declared type:
 
@@ -200,62 +229,94 @@ def to_literal(value: Any, literal_type: types_pb2.LiteralType, *, path: str) ->
     * DATETIME: ``datetime.datetime`` (naive means UTC, aware is converted to UTC) or an ISO-8601 string,
       because Jinja-templated Airflow inputs arrive as strings; DURATION: ``datetime.timedelta``;
     * NONE: ``None`` only;
-    * STRUCT: a JSON-like ``dict`` with ``str`` keys (nested dict/list/tuple/str/int/float/bool/None).
-      Protobuf ``Struct`` stores numbers as doubles, so integers come back as floats (and lose precision
-      beyond 2**53);
+    * STRUCT: a JSON-like mapping (nested dict/list/tuple/str/int/float/bool/None). With flytekit's
+      msgpack annotation it is written as a msgpack ``Binary`` exactly as flytekit writes it (ints stay
+      ints; int keys, NaN and infinity allowed); without it, as a protobuf ``Struct``: str keys only,
+      no NaN or infinity, and numbers stored as doubles, so integers come back as floats (and lose
+      precision beyond 2**53). A JSON schema in the type's ``metadata`` is checked;
     * collection: ``list`` or ``tuple``; map: a mapping with ``str`` keys;
-    * blob / structured dataset: a URI ``str`` or ``os.PathLike``; the declared type is copied into the
-      literal's metadata;
+    * blob: a URI ``str`` or ``os.PathLike``; the declared type is copied into the literal's metadata;
+    * structured dataset: a URI (the metadata comes from the declared type), or a reference mapping
+      ``{"uri": ..., "format": ..., "columns": [...]}`` as :func:`to_python` returns it (its format and
+      columns, i.e. the producer's, win; see :func:`executors.literal_dataset.fill_dataset`);
     * union: ``None`` goes to a NONE variant if there is one, otherwise the first variant accepting the
       value wins (flytekit's rule for ``Optional``);
     * enum: a ``str`` among the declared values (an ``enum.Enum`` member is taken by its value).
 
-    Raises :class:`LiteralConversionError` on any mismatch or an unsupported declared type.
+    Strings must be encodable as UTF-8, and the literal must not nest deeper than protobuf can parse
+    back (:data:`executors.literal_depth.MAX_DEPTH`). Raises :class:`LiteralConversionError` on any
+    mismatch or an unsupported declared type.
     """
     literal = literals_pb2.Literal()
-    _fill(literal, value, literal_type, path)
+    _fill(literal, value, literal_type, path, ROOT_LITERAL_DEPTH)
     return literal
 
 
-def _fill(target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str) -> None:
-    """Write ``value`` into the empty literal ``target``.
+def _fill(
+    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
+) -> None:
+    """Write ``value`` into the empty literal ``target``, which sits ``depth`` messages below the root of
+    the file that will hold it (see :mod:`executors.literal_depth`).
 
     Writing in place (rather than returning a fresh literal) lets nested collections and maps be built
     without copying every sub-message into its parent.
     """
     kind = literal_type.WhichOneof("type")
     if kind == "simple":
-        _fill_simple(target, value, literal_type, path)
+        _fill_simple(target, value, literal_type, path, depth)
     elif kind == "collection_type":
-        _fill_collection(target, value, literal_type, path)
+        _fill_collection(target, value, literal_type, path, depth)
     elif kind == "map_value_type":
-        _fill_map(target, value, literal_type, path)
+        _fill_map(target, value, literal_type, path, depth)
     elif kind == "blob":
-        target.scalar.blob.uri = _uri(value, literal_type, path)
-        target.scalar.blob.metadata.type.CopyFrom(literal_type.blob)
+        literal_depth.check_depth(path, depth + 4)  # Scalar -> Blob -> BlobMetadata -> BlobType
+        blob = target.scalar.blob
+        uri = _uri(value, literal_type, path)
+        try:
+            blob.uri = uri
+        except UnicodeEncodeError:
+            raise UnencodableStringError(path, uri) from None
+        blob.metadata.type.CopyFrom(literal_type.blob)
     elif kind == "structured_dataset_type":
         dataset = target.scalar.structured_dataset
-        dataset.uri = _uri(value, literal_type, path)
-        dataset.metadata.structured_dataset_type.CopyFrom(literal_type.structured_dataset_type)
+        fill_dataset(
+            dataset,
+            value,
+            literal_type.structured_dataset_type,
+            path=path,
+            expected=describe_type(literal_type),
+        )
+        # Scalar -> StructuredDataset -> metadata -> StructuredDatasetType, then its columns' types.
+        _check_message_depth(path, depth + 4, dataset.metadata.structured_dataset_type)
     elif kind == "union_type":
-        _fill_union(target, value, literal_type, path)
+        _fill_union(target, value, literal_type, path, depth)
     elif kind == "enum_type":
         member = value.value if isinstance(value, enum.Enum) else value
         if not isinstance(member, str) or member not in literal_type.enum_type.values:
             raise _mismatch(path, literal_type, value)
+        literal_depth.check_depth(path, depth + 2)
         target.scalar.primitive.string_value = member
     else:
         raise LiteralConversionError(
             path,
             f"a supported literal type, but {describe_type(literal_type)} is not supported",
-            _given(value),
+            given(value),
         )
 
 
+def _check_message_depth(path: str, depth: int, message: Any) -> None:
+    """Check that ``message``, placed at ``depth``, nests within the limit (exactly only when the cheap
+    bound says it might not)."""
+    if depth + literal_depth.type_depth_bound(message) > MAX_DEPTH:
+        literal_depth.check_depth(path, depth + literal_depth.message_depth(message))
+
+
 def _fill_simple(
-    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str
+    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
 ) -> None:
     simple = literal_type.simple
+    if depth + 3 > MAX_DEPTH and simple != types_pb2.STRUCT:
+        literal_depth.check_depth(path, depth + _SIMPLE_DEPTHS.get(simple, 2))
     if simple == types_pb2.INTEGER:
         if not isinstance(value, int) or isinstance(value, bool) or not _INT64_MIN <= value <= _INT64_MAX:
             raise _mismatch(path, literal_type, value)
@@ -271,7 +332,10 @@ def _fill_simple(
         # Checked here, not left to protobuf: upb silently accepts bytes for string fields.
         if not isinstance(value, str):
             raise _mismatch(path, literal_type, value)
-        target.scalar.primitive.string_value = value
+        try:
+            target.scalar.primitive.string_value = value
+        except UnicodeEncodeError:
+            raise UnencodableStringError(path, value) from None
     elif simple == types_pb2.BOOLEAN:
         if not isinstance(value, bool):
             raise _mismatch(path, literal_type, value)
@@ -287,18 +351,30 @@ def _fill_simple(
             raise _mismatch(path, literal_type, value)
         target.scalar.none_type.SetInParent()
     elif simple == types_pb2.STRUCT:
-        if not isinstance(value, Mapping):
-            raise _mismatch(path, literal_type, value)
-        _check_json_object(value, path)
-        # update({}) alone would leave the field unset, and an empty dict must still be a struct literal.
-        target.scalar.generic.SetInParent()
-        target.scalar.generic.update(value)
+        _fill_struct(target, value, literal_type, path, depth)
     else:
         raise LiteralConversionError(
             path,
             f"a supported literal type, but {describe_type(literal_type)} is not supported",
-            _given(value),
+            given(value),
         )
+
+
+def _fill_struct(
+    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
+) -> None:
+    if not isinstance(value, Mapping):
+        raise _mismatch(path, literal_type, value)
+    if literal_msgpack.is_msgpack_struct(literal_type):
+        literal_depth.check_depth(path, depth + 2)  # Scalar -> Binary: msgpack does not nest messages
+        data = literal_msgpack.pack(value, path)
+        check_schema(dict(value), literal_type, path)
+        binary = target.scalar.binary
+        binary.value = data
+        binary.tag = literal_msgpack.MSGPACK_TAG
+    else:
+        write_struct(target.scalar.generic, value, path, depth + 2)  # Scalar -> Struct
+        check_schema(dict(value), literal_type, path)
 
 
 def _fill_datetime(
@@ -310,7 +386,7 @@ def _fill_datetime(
             moment = datetime.datetime.fromisoformat(moment)
         except ValueError:
             raise LiteralConversionError(
-                path, f"{describe_type(literal_type)} (a datetime or an ISO-8601 string)", _given(value)
+                path, f"{describe_type(literal_type)} (a datetime or an ISO-8601 string)", given(value)
             ) from None
     if not isinstance(moment, datetime.datetime):
         raise _mismatch(path, literal_type, value)
@@ -321,44 +397,33 @@ def _fill_datetime(
         raise _mismatch(path, literal_type, value) from None
 
 
-def _check_json_object(value: Mapping[Any, Any], path: str) -> None:
-    """Reject anything protobuf ``Struct`` cannot hold, naming the exact place (``input 's'['a'][2]``).
-
-    ``Struct.update`` would fail too, but with a bare "Unexpected type" and no location.
-    """
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise LiteralConversionError(f"{path}[{key!r}]", "a str key", _given(key))
-        _check_json_value(item, f"{path}[{key!r}]")
-
-
-def _check_json_value(value: Any, path: str) -> None:
-    if value is None or isinstance(value, (str, bool, int, float)):
-        return
-    if isinstance(value, dict):
-        _check_json_object(value, path)
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            _check_json_value(item, f"{path}[{index}]")
-    else:
-        raise LiteralConversionError(
-            path, "a JSON-like value (dict, list, str, int, float, bool, None)", _given(value)
-        )
+def _fast_write_failed(
+    exc: Exception, path: str, element_type: types_pb2.LiteralType, item: Any
+) -> LiteralConversionError:
+    """The error for an element the fast paths could not write: a string UTF-8 cannot encode, or a
+    number out of range (int64 for integers, a double for floats)."""
+    if isinstance(exc, UnicodeEncodeError) and isinstance(item, str):
+        return UnencodableStringError(path, item)
+    return _mismatch(path, element_type, item)
 
 
 def _fill_collection(
-    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str
+    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
 ) -> None:
     if not isinstance(value, (list, tuple)):
         raise _mismatch(path, literal_type, value)
     element_type = literal_type.collection_type
     literals = target.collection.literals
+    literal_depth.check_depth(path, depth + 1)  # the LiteralCollection
     # Mark the collection as set even when empty: an empty list is still a collection literal.
     target.collection.SetInParent()
     fast_types = (
         _FAST_PYTHON_TYPES.get(element_type.simple) if element_type.WhichOneof("type") == "simple" else None
     )
     if fast_types is not None and set(map(type, value)) <= fast_types:
+        if value:
+            # Elements are Literals two below, their Primitive two below those.
+            literal_depth.check_depth(f"{path}[0]", depth + 4)
         # Homogeneous primitives: one type check for the whole list (set(map(type, ...)) runs in C), then
         # a tight loop writing straight into the repeated field. add() + attribute assignment is several
         # times faster with upb than building Literal(...) objects and extending, which copies each one.
@@ -377,32 +442,43 @@ def _fill_collection(
             else:
                 for item in value:
                     add().scalar.primitive.boolean = item
-        except (ValueError, OverflowError):
-            # An int outside int64 (or too large for a double). The failed element was already added, so
-            # the current length points right at it.
+        except (ValueError, OverflowError) as exc:
+            # An int outside int64 (or too large for a double), or a string UTF-8 cannot encode. The
+            # failed element was already added, so the current length points right at it.
             index = len(literals) - 1
-            raise _mismatch(f"{path}[{index}]", element_type, value[index]) from None
+            raise _fast_write_failed(exc, f"{path}[{index}]", element_type, value[index]) from None
         return
     for index, item in enumerate(value):
-        _fill(literals.add(), item, element_type, f"{path}[{index}]")
+        _fill(literals.add(), item, element_type, f"{path}[{index}]", depth + 2)
+
+
+def _map_entry(entries: Any, key: str, path: str) -> literals_pb2.Literal:
+    try:
+        return entries[key]
+    except UnicodeEncodeError:
+        raise UnencodableStringError(key_path(path, key), key) from None
 
 
 def _fill_map(
-    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str
+    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
 ) -> None:
     if not isinstance(value, Mapping):
         raise _mismatch(path, literal_type, value)
     value_type = literal_type.map_value_type
     entries = target.map.literals
+    literal_depth.check_depth(path, depth + 1)  # the LiteralMap
     target.map.SetInParent()
     if set(map(type, value)) - {str}:
         for candidate in value:
             if not isinstance(candidate, str):
-                raise LiteralConversionError(f"{path}[{candidate!r}]", "a str key", _given(candidate))
+                raise LiteralConversionError(key_path(path, candidate), "a str key", given(candidate))
     fast_types = (
         _FAST_PYTHON_TYPES.get(value_type.simple) if value_type.WhichOneof("type") == "simple" else None
     )
     if fast_types is not None and set(map(type, value.values())) <= fast_types:
+        if value:
+            # LiteralMap -> map entry -> Literal -> Scalar -> Primitive.
+            literal_depth.check_depth(key_path(path, next(iter(value))), depth + 5)
         simple = value_type.simple
         key: Any = None
         try:
@@ -418,37 +494,47 @@ def _fill_map(
             else:
                 for key, item in value.items():
                     entries[key].scalar.primitive.boolean = item
-        except (ValueError, OverflowError):
-            raise _mismatch(f"{path}[{key!r}]", value_type, value[key]) from None
+        except (ValueError, OverflowError) as exc:
+            _map_entry(entries, key, path)  # raises if the key is the string UTF-8 cannot encode
+            raise _fast_write_failed(exc, key_path(path, key), value_type, value[key]) from None
         return
     for key, item in value.items():
-        _fill(entries[key], item, value_type, f"{path}[{key!r}]")
+        _fill(_map_entry(entries, key, path), item, value_type, key_path(path, key), depth + 3)
+
+
+def _is_none_type(literal_type: types_pb2.LiteralType) -> bool:
+    return bool(literal_type.WhichOneof("type") == "simple" and literal_type.simple == types_pb2.NONE)
 
 
 def _fill_union(
-    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str
+    target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
 ) -> None:
+    # Literal -> Scalar -> Union -> the value's Literal and the chosen variant's LiteralType.
+    inner_depth = depth + 3
     variants = literal_type.union_type.variants
-    chosen: types_pb2.LiteralType | None = None
-    inner: literals_pb2.Literal | None = None
-    if value is None:
-        for variant in variants:
-            if variant.WhichOneof("type") == "simple" and variant.simple == types_pb2.NONE:
-                chosen, inner = variant, to_literal(None, variant, path=path)
-                break
-    if chosen is None:
-        for variant in variants:
-            try:
-                inner = to_literal(value, variant, path=path)
-            except LiteralConversionError:
-                continue
-            chosen = variant
-            break
-    if chosen is None:
-        raise _mismatch(path, literal_type, value)
     union = target.scalar.union
-    union.value.CopyFrom(inner)
-    union.type.CopyFrom(chosen)
+    inner = union.value  # filled in place: no copy of a (possibly large) value
+    candidates: typing.Iterable[types_pb2.LiteralType] = variants
+    if value is None:
+        # None goes to a NONE variant first (flytekit's rule for Optional), then to any taking it.
+        candidates = sorted(variants, key=lambda variant: not _is_none_type(variant))
+    definitive: LiteralConversionError | None = None
+    for variant in candidates:
+        try:
+            _fill(inner, value, variant, path, inner_depth)
+            _check_message_depth(path, inner_depth, variant)
+        except _DEFINITIVE_ERRORS as exc:
+            definitive = definitive or exc
+        except LiteralConversionError:
+            pass
+        else:
+            union.type.CopyFrom(variant)
+            return
+        inner.Clear()
+    target.Clear()
+    if definitive is not None:
+        raise definitive
+    raise _mismatch(path, literal_type, value)
 
 
 def _uri(value: Any, literal_type: types_pb2.LiteralType, path: str) -> str:
@@ -464,22 +550,31 @@ def _uri(value: Any, literal_type: types_pb2.LiteralType, path: str) -> str:
 
 
 def to_python(
-    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType | None = None, *, path: str = "value"
+    literal: literals_pb2.Literal,
+    literal_type: types_pb2.LiteralType | None = None,
+    *,
+    path: str = "value",
+    finite: bool = False,
 ) -> Any:
     """Convert a literal back into a plain Python value.
 
     integer -> ``int``, float -> ``float``, string -> ``str``, boolean -> ``bool``, datetime -> aware UTC
     ``datetime.datetime`` (nanoseconds are truncated to microseconds), duration -> ``datetime.timedelta``,
-    none -> ``None``, struct -> ``dict`` (numbers as ``float``), collection -> ``list``, map -> ``dict``,
-    blob / structured dataset -> its URI ``str``, union -> the value of the literal it wraps, enum -> ``str``.
+    none -> ``None``, struct -> ``dict`` (from a protobuf ``Struct`` numbers are ``float``; from a msgpack
+    ``Binary`` ints stay ``int``), collection -> ``list``, map -> ``dict``, blob -> its URI ``str``,
+    structured dataset -> its typed reference ``{"uri": str, "format": str, "columns": [{"name": str,
+    "type": dict}]}`` (the producer's metadata, all keys always present; :func:`to_literal` takes it
+    back), union -> the value of the literal it wraps, enum -> ``str``.
 
     With ``literal_type`` the literal must have the declared shape, otherwise
-    :class:`LiteralConversionError` is raised naming ``path``. With ``literal_type=None`` the literal's
-    own structure decides the conversion.
+    :class:`LiteralConversionError` is raised naming ``path``; a struct is checked against the JSON
+    schema of the type's ``metadata``, if any. With ``literal_type=None`` the literal's own structure
+    decides the conversion. With ``finite``, NaN and infinity (anywhere in the value) raise: JSON, and
+    so XCom, cannot hold them.
     """
     if literal_type is None:
-        return _infer(literal, path)
-    return _read(literal, literal_type, path)
+        return _infer(literal, path, finite)
+    return _read(literal, literal_type, path, finite)
 
 
 def _literal_mismatch(
@@ -488,15 +583,45 @@ def _literal_mismatch(
     return LiteralConversionError(path, describe_type(literal_type), _describe_literal(literal))
 
 
-def _read_primitive(primitive: Any, field: str) -> Any:
+def _read_primitive(primitive: Any, field: str, path: str, finite: bool) -> Any:
     if field == "datetime":
         return primitive.datetime.ToDatetime(tzinfo=datetime.UTC)
     if field == "duration":
         return primitive.duration.ToTimedelta()
-    return getattr(primitive, field)
+    value = getattr(primitive, field)
+    if finite and field == "float_value" and not math.isfinite(value):
+        raise non_finite(path, value)
+    return value
 
 
-def _read(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str) -> Any:
+def _check_finite(values: typing.Iterable[float], paths: Callable[[int], str]) -> None:
+    """Raise for the first NaN or infinity among ``values`` (one C-level pass when there is none)."""
+    values = list(values)
+    if not all(map(math.isfinite, values)):
+        index = next(i for i, v in enumerate(values) if not math.isfinite(v))
+        raise non_finite(paths(index), values[index])
+
+
+def _read_struct(
+    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str, finite: bool
+) -> dict[str, Any]:
+    """A STRUCT in either encoding: a protobuf ``Struct`` or a msgpack ``Binary``."""
+    scalar_kind = literal.scalar.WhichOneof("value") if literal.WhichOneof("value") == "scalar" else None
+    if scalar_kind == "generic":
+        value: Any = python_from_struct(literal.scalar.generic, path, finite)
+    elif scalar_kind == "binary" and literal.scalar.binary.tag == literal_msgpack.MSGPACK_TAG:
+        value = literal_msgpack.unpack(literal.scalar.binary.value, path, finite=finite)
+        if not isinstance(value, dict):
+            raise LiteralConversionError(
+                path, describe_type(literal_type), f"msgpack binary literal holding {given(value)}"
+            )
+    else:
+        raise _literal_mismatch(path, literal_type, literal)
+    check_schema(value, literal_type, path)
+    return typing.cast(dict[str, Any], value)
+
+
+def _read(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str, finite: bool) -> Any:
     kind = literal_type.WhichOneof("type")
     if kind == "simple":
         simple = literal_type.simple
@@ -506,25 +631,25 @@ def _read(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, pa
             # A set primitive oneof implies Literal.scalar.primitive is the literal's shape.
             if primitive.WhichOneof("value") != field:
                 raise _literal_mismatch(path, literal_type, literal)
-            return _read_primitive(primitive, field)
-        scalar_kind = literal.scalar.WhichOneof("value") if literal.WhichOneof("value") == "scalar" else None
+            return _read_primitive(primitive, field, path, finite)
         if simple == types_pb2.NONE:
+            scalar_kind = (
+                literal.scalar.WhichOneof("value") if literal.WhichOneof("value") == "scalar" else None
+            )
             if scalar_kind != "none_type":
                 raise _literal_mismatch(path, literal_type, literal)
             return None
         if simple == types_pb2.STRUCT:
-            if scalar_kind != "generic":
-                raise _literal_mismatch(path, literal_type, literal)
-            return json_format.MessageToDict(literal.scalar.generic)
+            return _read_struct(literal, literal_type, path, finite)
         raise LiteralConversionError(
             path,
             f"a supported literal type, but {describe_type(literal_type)} is not supported",
             _describe_literal(literal),
         )
     if kind == "collection_type":
-        return _read_collection(literal, literal_type, path)
+        return _read_collection(literal, literal_type, path, finite)
     if kind == "map_value_type":
-        return _read_map(literal, literal_type, path)
+        return _read_map(literal, literal_type, path, finite)
     if kind == "blob":
         if literal.WhichOneof("value") != "scalar" or literal.scalar.WhichOneof("value") != "blob":
             raise _literal_mismatch(path, literal_type, literal)
@@ -535,9 +660,9 @@ def _read(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, pa
             or literal.scalar.WhichOneof("value") != "structured_dataset"
         ):
             raise _literal_mismatch(path, literal_type, literal)
-        return str(literal.scalar.structured_dataset.uri)
+        return dataset_reference(literal.scalar.structured_dataset)
     if kind == "union_type":
-        return _read_union(literal, literal_type, path)
+        return _read_union(literal, literal_type, path, finite)
     if kind == "enum_type":
         primitive = literal.scalar.primitive
         if (
@@ -554,7 +679,7 @@ def _read(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, pa
 
 
 def _read_collection(
-    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str
+    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str, finite: bool
 ) -> list[Any]:
     if literal.WhichOneof("value") != "collection":
         raise _literal_mismatch(path, literal_type, literal)
@@ -572,12 +697,16 @@ def _read_collection(
             if primitive.WhichOneof("value") != field:
                 raise _literal_mismatch(f"{path}[{len(out)}]", element_type, element)
             append(getattr(primitive, field))
+        if finite and field == "float_value":
+            _check_finite(out, lambda index: f"{path}[{index}]")
         return out
-    return [_read(element, element_type, f"{path}[{index}]") for index, element in enumerate(literals)]
+    return [
+        _read(element, element_type, f"{path}[{index}]", finite) for index, element in enumerate(literals)
+    ]
 
 
 def _read_map(
-    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str
+    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str, finite: bool
 ) -> dict[str, Any]:
     if literal.WhichOneof("value") != "map":
         raise _literal_mismatch(path, literal_type, literal)
@@ -589,10 +718,13 @@ def _read_map(
         for key, element in entries.items():
             primitive = element.scalar.primitive
             if primitive.WhichOneof("value") != field:
-                raise _literal_mismatch(f"{path}[{key!r}]", value_type, element)
+                raise _literal_mismatch(key_path(path, key), value_type, element)
             out[key] = getattr(primitive, field)
+        if finite and field == "float_value":
+            keys = list(out)
+            _check_finite(out.values(), lambda index: key_path(path, keys[index]))
         return out
-    return {key: _read(element, value_type, f"{path}[{key!r}]") for key, element in entries.items()}
+    return {key: _read(element, value_type, key_path(path, key), finite) for key, element in entries.items()}
 
 
 def _shape(literal_type: types_pb2.LiteralType) -> types_pb2.LiteralType:
@@ -604,7 +736,9 @@ def _shape(literal_type: types_pb2.LiteralType) -> types_pb2.LiteralType:
     return stripped
 
 
-def _read_union(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str) -> Any:
+def _read_union(
+    literal: literals_pb2.Literal, literal_type: types_pb2.LiteralType, path: str, finite: bool
+) -> Any:
     variants = literal_type.union_type.variants
     is_union_literal = (
         literal.WhichOneof("value") == "scalar" and literal.scalar.WhichOneof("value") == "union"
@@ -616,11 +750,11 @@ def _read_union(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralTy
         # own structure tags ("int"), which differ from ours ("integer") for the very same type.
         for variant in variants:
             if variant == stored:
-                return _read(inner, variant, path)
+                return _read(inner, variant, path, finite)
         stored_shape = _shape(stored)
         for variant in variants:
             if _shape(variant) == stored_shape:
-                return _read(inner, variant, path)
+                return _read(inner, variant, path, finite)
         raise LiteralConversionError(
             path, describe_type(literal_type), f"union literal holding {describe_type(stored)}"
         )
@@ -629,13 +763,13 @@ def _read_union(literal: literals_pb2.Literal, literal_type: types_pb2.LiteralTy
     candidate = literal.scalar.union.value if is_union_literal else literal
     for variant in variants:
         try:
-            return _read(candidate, variant, path)
+            return _read(candidate, variant, path, finite)
         except LiteralConversionError:
             continue
     raise _literal_mismatch(path, literal_type, literal)
 
 
-def _infer(literal: literals_pb2.Literal, path: str) -> Any:
+def _infer(literal: literals_pb2.Literal, path: str, finite: bool) -> Any:
     kind = literal.WhichOneof("value")
     if kind == "scalar":
         scalar = literal.scalar
@@ -643,19 +777,21 @@ def _infer(literal: literals_pb2.Literal, path: str) -> Any:
         if scalar_kind == "primitive":
             field = scalar.primitive.WhichOneof("value")
             if field is not None:
-                return _read_primitive(scalar.primitive, field)
+                return _read_primitive(scalar.primitive, field, path, finite)
         elif scalar_kind == "none_type":
             return None
         elif scalar_kind == "generic":
-            return json_format.MessageToDict(scalar.generic)
+            return python_from_struct(scalar.generic, path, finite)
+        elif scalar_kind == "binary" and scalar.binary.tag == literal_msgpack.MSGPACK_TAG:
+            return literal_msgpack.unpack(scalar.binary.value, path, finite=finite)
         elif scalar_kind == "blob":
             return str(scalar.blob.uri)
         elif scalar_kind == "structured_dataset":
-            return str(scalar.structured_dataset.uri)
+            return dataset_reference(scalar.structured_dataset)
         elif scalar_kind == "union":
             if scalar.union.HasField("type"):
-                return _read(scalar.union.value, scalar.union.type, path)
-            return _infer(scalar.union.value, path)
+                return _read(scalar.union.value, scalar.union.type, path, finite)
+            return _infer(scalar.union.value, path, finite)
     elif kind == "collection":
         out: list[Any] = []
         append = out.append
@@ -664,9 +800,12 @@ def _infer(literal: literals_pb2.Literal, path: str) -> Any:
             field = primitive.WhichOneof("value")
             # Plain primitives inline; anything else recurses, and only then is the element's path built.
             if field in _PLAIN_FIELDS:
-                append(getattr(primitive, field))
+                item = getattr(primitive, field)
+                if finite and field == "float_value" and not math.isfinite(item):
+                    raise non_finite(f"{path}[{len(out)}]", item)
+                append(item)
             else:
-                append(_infer(element, f"{path}[{len(out)}]"))
+                append(_infer(element, f"{path}[{len(out)}]", finite))
         return out
     elif kind == "map":
         result: dict[str, Any] = {}
@@ -674,13 +813,17 @@ def _infer(literal: literals_pb2.Literal, path: str) -> Any:
             primitive = element.scalar.primitive
             field = primitive.WhichOneof("value")
             if field in _PLAIN_FIELDS:
-                result[key] = getattr(primitive, field)
+                item = getattr(primitive, field)
+                if finite and field == "float_value" and not math.isfinite(item):
+                    raise non_finite(key_path(path, key), item)
+                result[key] = item
             else:
-                result[key] = _infer(element, f"{path}[{key!r}]")
+                result[key] = _infer(element, key_path(path, key), finite)
         return result
     raise LiteralConversionError(
         path,
-        "a supported literal (primitive, none, struct, blob, structured_dataset, union, collection, map)",
+        "a supported literal (primitive, none, struct, msgpack binary, blob, structured_dataset, union, "
+        "collection, map)",
         _describe_literal(literal),
     )
 
@@ -726,7 +869,13 @@ def to_literal_map(
         )
     literal_map = literals_pb2.LiteralMap()
     for name, variable in declared.items():
-        _fill(literal_map.literals[name], values.get(name), variable.type, f"{kind} '{name}'")
+        _fill(
+            literal_map.literals[name],
+            values.get(name),
+            variable.type,
+            f"{kind} '{name}'",
+            ROOT_LITERAL_DEPTH,
+        )
     return literal_map
 
 
@@ -735,13 +884,20 @@ def from_literal_map(
     variables: interface_pb2.VariableMap | None = None,
     *,
     kind: str = "output",
+    finite: bool | None = None,
 ) -> dict[str, Any]:
     """Convert a literal map into plain Python values (see :func:`to_python`).
 
     With ``variables`` every declared variable must be present (else :class:`InterfaceMismatchError`
     naming it) and is converted against its declared type; literals that are not declared are still
     returned, converted by inference. Without ``variables`` everything is inferred.
+
+    ``finite`` (default: ``kind == "output"``) refuses NaN and infinity anywhere in the values, naming
+    where (``output 'o0'``, ``output 'xs'[2]``): outputs go to XCom, which is JSON. Inputs may carry
+    them, as protobuf does.
     """
+    if finite is None:
+        finite = kind == "output"
     literals = literal_map.literals
     result: dict[str, Any] = {}
     if variables is not None:
@@ -754,10 +910,10 @@ def from_literal_map(
                 f"(it holds: {_names(literals)}; declared {kind}s: {_names(declared)})"
             )
         for name, variable in declared.items():
-            result[name] = _read(literals[name], variable.type, f"{kind} '{name}'")
+            result[name] = _read(literals[name], variable.type, f"{kind} '{name}'", finite)
     for name, literal in literals.items():
         if name not in result:
-            result[name] = _infer(literal, f"{kind} '{name}'")
+            result[name] = _infer(literal, f"{kind} '{name}'", finite)
     return result
 
 
@@ -770,6 +926,10 @@ def _simple(simple: int) -> types_pb2.LiteralType:
     return types_pb2.LiteralType(simple=simple)
 
 
+def _msgpack_struct() -> types_pb2.LiteralType:
+    return literal_msgpack.annotate_msgpack(_simple(types_pb2.STRUCT))
+
+
 _ANNOTATION_TYPES: dict[Any, Callable[[], types_pb2.LiteralType]] = {
     int: lambda: _simple(types_pb2.INTEGER),
     float: lambda: _simple(types_pb2.FLOAT),
@@ -779,8 +939,9 @@ _ANNOTATION_TYPES: dict[Any, Callable[[], types_pb2.LiteralType]] = {
     datetime.timedelta: lambda: _simple(types_pb2.DURATION),
     None: lambda: _simple(types_pb2.NONE),
     type(None): lambda: _simple(types_pb2.NONE),
-    # A bare dict has no value type to declare: it travels as a JSON-like Struct.
-    dict: lambda: _simple(types_pb2.STRUCT),
+    # A bare dict has no value type to declare: a JSON-like STRUCT, as msgpack the way flytekit declares
+    # and writes it (so ints stay ints).
+    dict: lambda: _msgpack_struct(),
 }
 
 
@@ -788,7 +949,8 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
     """Derive the literal type of a Python annotation.
 
     Supported: ``int``, ``float``, ``str``, ``bool``, ``datetime.datetime``, ``datetime.timedelta``,
-    ``None`` / ``type(None)``, ``list[T]``, ``dict[str, T]``, bare ``dict`` (STRUCT), ``Optional[T]`` /
+    ``None`` / ``type(None)``, ``list[T]``, ``dict[str, T]``, bare ``dict`` (STRUCT with flytekit's msgpack
+    annotation, as flytekit declares it), ``Optional[T]`` /
     ``T | None`` / ``Union[...]`` (a union whose variants carry ``structure.tag`` = their
     :func:`describe_type`, as flytekit tags union variants), and ``enum.Enum`` subclasses whose values
     are all ``str`` (an enum type). Anything else raises :class:`LiteralConversionError` naming ``path``.
@@ -812,7 +974,7 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
         )
     if origin is dict:
         if not args:  # typing.Dict without parameters
-            return _simple(types_pb2.STRUCT)
+            return _msgpack_struct()
         key_type, value_type = args
         if key_type is not str:
             raise LiteralConversionError(f"{path} dict key", "str", repr(key_type))

@@ -97,15 +97,17 @@ def test_typed_dict_return_gives_one_xcom_per_field(taskflow: DagTestRun) -> Non
     assert taskflow.xcom("split", "tail") == [6, 7]
 
 
-def test_user_exception_fails_without_retry_with_its_traceback(taskflow: DagTestRun) -> None:
+def test_user_exception_fails_without_retry_with_its_traceback(taskflow: DagTestRun, test_dags: Path) -> None:
     assert taskflow.task("bad_value") == dagtest.TaskResult("failed", 1)  # retries=3 ignored
     [failure] = taskflow.callbacks_of("bad_value")
     assert isinstance(failure.exception, AirflowFailException)
     text = str(failure.exception)
     assert "[user:ValueError] ValueError: x=1 is not acceptable" in text
+    lines = (test_dags / "provider_test_taskflow.py").read_text().splitlines()
+    line = next(n for n, source in enumerate(lines, 1) if 'raise ValueError(f"x={x}' in source)
     assert (
         "Traceback (most recent call last)" in text
-        and 'provider_test_taskflow.py", line 48, in bad_value' in text
+        and f'provider_test_taskflow.py", line {line}, in bad_value' in text
     )
 
 
@@ -121,3 +123,48 @@ def test_retry_on_names_exception_classes_and_their_subclasses(taskflow: DagTest
     [retry] = taskflow.callbacks_of("network")
     assert "ConnectionRefusedError" in str(retry.exception)
     assert taskflow.xcom("network") == 7
+
+
+def test_enum_parameters_arrive_as_members(taskflow: DagTestRun) -> None:
+    assert taskflow.task("describe_color") == dagtest.TaskResult("success", 1)
+    assert taskflow.xcom("describe_color") == "RED=red ['GREEN', 'RED'] None"
+
+
+def test_enum_return_is_written_by_value(taskflow: DagTestRun) -> None:
+    assert taskflow.task("next_color") == dagtest.TaskResult("success", 1)
+    assert taskflow.xcom("next_color") == "green"
+
+
+def test_bare_dict_keeps_ints_end_to_end(taskflow: DagTestRun) -> None:
+    assert taskflow.task("count") == dagtest.TaskResult("success", 1)
+    value = taskflow.xcom("count")
+    assert value == {"n": 2, "type": "int", "nested": {"k": [1, 2.5]}}
+    assert type(value["n"]) is int and type(value["nested"]["k"][0]) is int
+
+
+def test_a_bare_dict_is_declared_as_flytekit_does() -> None:
+    def f(d: dict) -> dict:  # type: ignore[type-arg]
+        return d
+
+    template = build(f).operator.task_template.value
+    declared = template["interface"]["inputs"]["variables"]["d"]["type"]
+    assert declared == {
+        "simple": "STRUCT",
+        "annotation": {"annotations": {"cache-key-metadata": {"serialization-format": "msgpack"}}},
+    }
+
+
+def test_wrong_return_type_fails_without_retry_naming_the_output(taskflow: DagTestRun) -> None:
+    assert taskflow.task("bad_return") == dagtest.TaskResult("failed", 1)  # retries=3 ignored
+    [failure] = taskflow.callbacks_of("bad_return")
+    assert isinstance(failure.exception, AirflowFailException)
+    assert "[user:LiteralConversionError] output 'o0': expected integer, got str '1'" in str(
+        failure.exception
+    )
+
+
+def test_a_nan_output_fails_without_retry_naming_the_output(taskflow: DagTestRun) -> None:
+    assert taskflow.task("not_a_number") == dagtest.TaskResult("failed", 1)
+    [failure] = taskflow.callbacks_of("not_a_number")
+    assert isinstance(failure.exception, AirflowFailException)
+    assert "output 'o0': expected a finite number" in str(failure.exception)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
+import math
 import pathlib
 import typing
 from typing import Any
@@ -62,6 +64,8 @@ DATETIME = simple(types_pb2.DATETIME)
 DURATION = simple(types_pb2.DURATION)
 NONE = simple(types_pb2.NONE)
 STRUCT = simple(types_pb2.STRUCT)
+STRUCT_MSGPACK = types_pb2.LiteralType(simple=types_pb2.STRUCT)
+STRUCT_MSGPACK.annotation.annotations.update({"cache-key-metadata": {"serialization-format": "msgpack"}})
 BINARY = simple(types_pb2.BINARY)
 ERROR = simple(types_pb2.ERROR)
 BLOB_CSV = types_pb2.LiteralType(
@@ -207,7 +211,12 @@ ROUND_TRIPS: list[tuple[str, Any, types_pb2.LiteralType, Any]] = [
     ("dict-of-durations", {"d": datetime.timedelta(1)}, dict_of(DURATION), {"d": datetime.timedelta(1)}),
     ("blob-str", "s3://bucket/key.csv", BLOB_CSV, "s3://bucket/key.csv"),
     ("blob-path", pathlib.PurePosixPath("/data/dir"), BLOB_DIR, "/data/dir"),
-    ("structured-dataset", "gs://b/d.parquet", DATASET, "gs://b/d.parquet"),
+    (
+        "structured-dataset",
+        "gs://b/d.parquet",
+        DATASET,
+        {"uri": "gs://b/d.parquet", "format": "parquet", "columns": []},
+    ),
     ("optional-int-value", 5, OPTIONAL_INT, 5),
     ("optional-int-none", None, OPTIONAL_INT, None),
     ("union-second-variant", "x", INT_OR_STR, "x"),
@@ -760,8 +769,8 @@ ANNOTATIONS: list[tuple[str, Any, types_pb2.LiteralType]] = [
     ("typing.List[str]", typing.List[str], list_of(STRING)),  # noqa: UP006
     ("dict[str, float]", dict[str, float], dict_of(FLOAT)),
     ("typing.Dict[str, bool]", typing.Dict[str, bool], dict_of(BOOLEAN)),  # noqa: UP006
-    ("bare-dict", dict, STRUCT),
-    ("bare-typing-Dict", typing.Dict, STRUCT),  # noqa: UP006
+    ("bare-dict", dict, STRUCT_MSGPACK),
+    ("bare-typing-Dict", typing.Dict, STRUCT_MSGPACK),  # noqa: UP006
     ("Optional[int]", typing.Optional[int], OPTIONAL_INT),  # noqa: UP045
     ("int | None", int | None, OPTIONAL_INT),
     ("Union[int, str]", typing.Union[int, str], INT_OR_STR),  # noqa: UP007
@@ -927,3 +936,99 @@ def test_describe_type(literal_type: types_pb2.LiteralType, expected: str) -> No
 )
 def test_type_admits_none(literal_type: types_pb2.LiteralType, expected: bool) -> None:
     assert type_admits_none(literal_type) is expected
+
+
+# --------------------------------------------------------------------------------------------------------
+# Hostile values: what protobuf would write but nobody could read back (or JSON could not hold)
+# --------------------------------------------------------------------------------------------------------
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _outputs(**literals: literals_pb2.Literal) -> literals_pb2.LiteralMap:
+    return literals_pb2.LiteralMap(literals=literals)
+
+
+NON_FINITE_OUTPUTS: list[tuple[str, types_pb2.LiteralType, Any, str]] = [
+    (
+        "float",
+        FLOAT,
+        NAN,
+        "output 'o0': expected a finite number (JSON has no NaN or infinity, so neither a Struct nor XCom holds one), got float nan",
+    ),
+    ("list", list_of(FLOAT), [1.0, INF], "output 'o0'[1]: expected a finite number"),
+    ("dict", dict_of(FLOAT), {"a": 1.0, "b": -INF}, "output 'o0'['b']: expected a finite number"),
+    (
+        "nested",
+        list_of(dict_of(list_of(FLOAT))),
+        [{"k": [0.5, NAN]}],
+        "output 'o0'[0]['k'][1]: expected a finite number",
+    ),
+    ("optional", union_of(FLOAT, NONE), NAN, "output 'o0': expected a finite number"),
+]
+
+
+@pytest.mark.parametrize(
+    ("literal_type", "value", "message"),
+    [c[1:] for c in NON_FINITE_OUTPUTS],
+    ids=[c[0] for c in NON_FINITE_OUTPUTS],
+)
+def test_non_finite_outputs_are_refused_naming_the_output(
+    literal_type: types_pb2.LiteralType, value: Any, message: str
+) -> None:
+    variables = variable_map(o0=literal_type)
+    literal_map = to_literal_map({"o0": value}, variables, kind="output")  # protobuf can carry them
+    for declared in (variables, None):
+        with pytest.raises(LiteralConversionError) as caught:
+            from_literal_map(literal_map, declared)
+        assert str(caught.value).startswith(message)
+    # Inputs may carry them (a task computing with NaN is fine): read as they are.
+    back = from_literal_map(literal_map, variables, kind="input")["o0"]
+    assert json.dumps(back, sort_keys=True) == json.dumps(value, sort_keys=True)  # NaN != NaN: compare text
+
+
+def test_a_json_struct_cannot_hold_nan_naming_the_path() -> None:
+    with pytest.raises(LiteralConversionError, match=r"^input 's'\['a'\]\[1\]: expected a finite number"):
+        to_literal({"a": [1, NAN]}, STRUCT, path="input 's'")
+
+
+def test_a_struct_written_with_nan_by_another_producer() -> None:
+    literal = literals_pb2.Literal()
+    literal.scalar.generic.update({"a": {"b": NAN}})  # protobuf's binary form holds it
+    assert math.isnan(to_python(literal, STRUCT)["a"]["b"])
+    with pytest.raises(LiteralConversionError, match=r"^output 'o0'\['a'\]\['b'\]: expected a finite number"):
+        from_literal_map(_outputs(o0=literal), variable_map(o0=STRUCT))
+
+
+SURROGATES: list[tuple[str, Any, types_pb2.LiteralType, str]] = [
+    ("string", "a\ud800", STRING, "input 'x'"),
+    ("list-fast-path", ["ok", "b\udfff"], list_of(STRING), "input 'x'[1]"),
+    ("list-slow-path", [["ok"], ["\ud800"]], list_of(list_of(STRING)), "input 'x'[1][0]"),
+    ("map-key-fast-path", {"ok": 1, "k\ud800": 2}, dict_of(INTEGER), "input 'x'['k\\ud800']"),
+    ("map-value-fast-path", {"k": "\ud800"}, dict_of(STRING), "input 'x'['k']"),
+    ("map-key-slow-path", {"k\ud800": [1]}, dict_of(list_of(INTEGER)), "input 'x'['k\\ud800']"),
+    ("struct-value", {"a": {"b": ["\ud800"]}}, STRUCT, "input 'x'['a']['b'][0]"),
+    ("struct-key", {"a": {"\ud800": 1}}, STRUCT, "input 'x'['a']['\\ud800']"),
+    ("union", "\ud800", INT_OR_STR, "input 'x'"),
+    ("blob", "s3://b/\ud800", BLOB_CSV, "input 'x'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("value", "literal_type", "where"), [c[1:] for c in SURROGATES], ids=[c[0] for c in SURROGATES]
+)
+def test_lone_surrogates_are_refused_naming_the_path(
+    value: Any, literal_type: types_pb2.LiteralType, where: str
+) -> None:
+    with pytest.raises(LiteralConversionError) as caught:
+        to_literal(value, literal_type, path="input 'x'")
+    assert str(caught.value).startswith(
+        f"{where}: expected a string encodable as UTF-8 (no lone surrogates), got str"
+    )
+
+
+def test_a_surrogate_in_one_variable_names_that_variable() -> None:
+    with pytest.raises(
+        LiteralConversionError, match=r"^input 'b'\[0\]: expected a string encodable as UTF-8"
+    ):
+        to_literal_map({"a": "fine", "b": ["\ud83d"]}, variable_map(a=STRING, b=list_of(STRING)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import TypedDict
 
 from airflow.sdk import DAG, task
@@ -13,6 +14,11 @@ from tests.airflow_provider.dagtest import on_failure, on_retry
 class Split(TypedDict):
     head: int
     tail: list[int]
+
+
+class Color(enum.Enum):
+    RED = "red"
+    GREEN = "green"
 
 
 with DAG(
@@ -70,3 +76,35 @@ with DAG(
         return x
 
     network(7)
+
+    @task.executor(poll_interval=0.2)
+    def describe_color(c: Color, shades: list[Color], maybe: Color | None = None) -> str:
+        # Members, not their values: .name and identity with the class the function names work.
+        assert c is Color.RED and all(isinstance(s, Color) for s in shades), (c, shades)
+        return f"{c.name}={c.value} {[s.name for s in shades]} {maybe}"
+
+    describe_color(Color.RED, [Color.GREEN, Color.RED])
+
+    @task.executor(poll_interval=0.2)
+    def next_color(c: Color) -> Color:
+        return Color.GREEN if c is Color.RED else Color.RED
+
+    next_color("red")  # an enum input may also be given by value (as an upstream XCom would be)
+
+    @task.executor(poll_interval=0.2)
+    def count(d: dict) -> dict:  # type: ignore[type-arg]
+        return {"n": d["n"] + 1, "type": type(d["n"]).__name__, "nested": d["nested"]}
+
+    count({"n": 1, "nested": {"k": [1, 2.5]}})
+
+    @task.executor(poll_interval=0.2, retries=3)
+    def bad_return(x: int) -> int:
+        return str(x)  # type: ignore[return-value]
+
+    bad_return(1)
+
+    @task.executor(poll_interval=0.2, retries=3)
+    def not_a_number() -> float:
+        return float("nan")
+
+    not_a_number()
