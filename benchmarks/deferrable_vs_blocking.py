@@ -29,21 +29,26 @@ RATIO_TARGET = 1 / 6
 def _timeline(stack: Any, dag_id: str, run_id: str, triggered_at: float, ended_at: float) -> dict[str, Any]:
     """Where the run's time went, from the files of each execution and the task instances.
 
-    Per task: its process start (``local/pid.json`` create_time), its end (``local/exit.json``), the
-    moment the provider saw SUCCEEDED (the ``events/*-succeeded-*.pb`` stamp: the trigger's poll, or
-    the worker's when blocking) and the task instance's end_date (after ``execute_complete``).
+    Per task: its process start (``pid.json`` create_time in the local executor's records), its end
+    (``exit.json``), the moment the provider saw SUCCEEDED (the ``events/*-succeeded-*.pb`` stamp:
+    the trigger's poll, or the worker's when blocking) and the task instance's end_date (after
+    ``execute_complete``).
     """
     import datetime as dt
     import json
     from pathlib import Path
 
     from benchmarks.common import percentile
+    from executors.local.executor import state_dirs
     from executors.storage import path_segment
 
     run_dir = Path(stack.data_dir) / path_segment(dag_id) / path_segment(run_id)
     starts, ends, seen = [], [], []
-    for pid_file in run_dir.rglob("local/pid.json"):
-        folder = pid_file.parent.parent
+    for folder_str, records in state_dirs(str(stack.state_root)).items():
+        folder = Path(folder_str)
+        if run_dir not in folder.parents:
+            continue
+        pid_file = Path(records) / "pid.json"
         try:
             starts.append(float(json.loads(pid_file.read_text())["create_time"]))
             ends.append(float(json.loads((pid_file.parent / "exit.json").read_text())["ended_at"]))

@@ -18,9 +18,11 @@ JSON-safe, so a restarted process resumes where the last one stopped and never s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import random
+import threading
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -104,6 +106,29 @@ class Waker:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+# Drivers run without a waker of their own (``ExecutionDriver.run()``) wait on one registered here
+# under their owner, so that an executor can wake them (a freed concurrency slot) through
+# :func:`wake_owner`, whatever engine, loop or thread it runs on.
+_owner_wakers: dict[str, set[tuple[asyncio.AbstractEventLoop, Waker]]] = {}
+_owner_wakers_lock = threading.Lock()
+
+
+def owner_key(task_ctx: TaskContext) -> str:
+    """The owner an executor names to EnqueueOwner for this execution: ``owner_id``, or the
+    generated name when the engine set none."""
+    return task_ctx.owner_id or task_ctx.generated_name
+
+
+def wake_owner(owner: str) -> None:
+    """An EnqueueOwner for :meth:`ExecutionDriver.run`: cut short the wait of every driver of
+    ``owner`` that runs without a waker of its own. Cheap, thread-safe, never raises."""
+    with _owner_wakers_lock:
+        targets = list(_owner_wakers.get(owner, ()))
+    for loop, waker in targets:
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits there any more
+            loop.call_soon_threadsafe(waker.set)
 
 
 class _CallTimeout(Exception):
@@ -314,13 +339,27 @@ class ExecutionDriver:
         """Step until the execution is over (succeeded or failed); return the final status.
 
         ``wake``, when set by someone (an executor's enqueue-owner callback), cuts a wait short.
+        Without one the driver waits on a waker of its own, which :func:`wake_owner` sets.
         """
+        if wake is not None:
+            return await self._run(wake)
+        entry = (asyncio.get_running_loop(), Waker())
+        owner = owner_key(self.ctx)
+        with _owner_wakers_lock:
+            _owner_wakers.setdefault(owner, set()).add(entry)
+        try:
+            return await self._run(entry[1])
+        finally:
+            with _owner_wakers_lock:
+                entries = _owner_wakers.get(owner)
+                if entries is not None:
+                    entries.discard(entry)
+                    if not entries:
+                        del _owner_wakers[owner]
+
+    async def _run(self, wake: Waker) -> TaskStatus:
         while True:
             status = await self.step()
             if status.phase.is_final_for_execution():
                 return status
-            delay = self.next_delay(status)
-            if wake is None:
-                await asyncio.sleep(delay)
-            else:
-                await wake.wait(delay)
+            await wake.wait(self.next_delay(status))

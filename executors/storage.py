@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import urllib.parse
 import uuid
 from collections.abc import Mapping
@@ -24,8 +25,20 @@ import fsspec
 from google.protobuf import message as pb_message
 
 from executors.errors import CorruptDataError, DataNotFoundError, DataStoreError
+from executors.task_files import DataTooLargeError, RefusedDataError, read_task_file
 
 M = TypeVar("M", bound=pb_message.Message)
+
+__all__ = [
+    "DataStore",
+    "DataTooLargeError",
+    "RefusedDataError",
+    "is_local",
+    "join",
+    "local_path",
+    "path_segment",
+    "protocol_of",
+]
 
 _MAX_SEGMENT = 120
 
@@ -78,6 +91,15 @@ def local_path(reference: str) -> str:
     return reference.split("://", 1)[1] if "://" in reference else reference
 
 
+def _check_object(reference: str, info: Mapping[str, Any], max_bytes: int) -> None:
+    """Refuse, before reading it, an object that is a folder or larger than ``max_bytes``."""
+    if info.get("type") == "directory":
+        raise RefusedDataError(reference, "is a directory, not a file")
+    size = info.get("size")
+    if isinstance(size, int) and size > max_bytes:
+        raise DataTooLargeError(reference, size, max_bytes)
+
+
 class DataStore:
     """Protobuf and bytes I/O over fsspec.
 
@@ -87,8 +109,17 @@ class DataStore:
     give the same guarantee natively. Missing parent folders are created.
 
     Errors: :class:`DataNotFoundError` when a reference does not exist, :class:`CorruptDataError`
-    when it does not parse as the requested message, :class:`DataStoreError` for anything else;
-    each names the reference.
+    when it does not parse as the requested message, :class:`RefusedDataError` (a CorruptDataError)
+    when a read with ``within=``/``max_bytes=`` refuses the file, :class:`DataStoreError` for
+    anything else; each names the reference.
+
+    Reading what a task wrote: pass ``within=`` (its execution folder) and ``max_bytes=``. A local
+    reference is then read by :func:`executors.task_files.read_task_file`: the file must be a
+    regular file whose real path is inside ``within`` (a symlink inside it is followed, one out of
+    it is refused), of at most ``max_bytes`` bytes, and a FIFO or device is refused before any read,
+    so the read cannot block without end nor fill memory. An object store has no FIFOs nor symlinks:
+    ``within`` is ignored there and ``max_bytes`` is checked on the object's size before reading it
+    (and on what is read).
     """
 
     def __init__(self, storage_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -111,25 +142,47 @@ class DataStore:
         fs = cls(asynchronous=True, loop=asyncio.get_running_loop(), **self._options(protocol))
         return fs, fs._strip_protocol(reference)
 
-    async def read_bytes(self, reference: str) -> bytes:
+    async def read_bytes(
+        self, reference: str, *, within: str | None = None, max_bytes: int | None = None
+    ) -> bytes:
+        """The content of ``reference``. ``within`` (a local folder) and ``max_bytes`` guard a read
+        of a file a task wrote: see the class docstring."""
         try:
+            if is_local(reference) and (within is not None or max_bytes is not None):
+                data = await asyncio.to_thread(
+                    read_task_file,
+                    local_path(reference),
+                    within=local_path(within) if within is not None and is_local(within) else None,
+                    max_bytes=max_bytes if max_bytes is not None else sys.maxsize,
+                    reference=reference,
+                )
+                return data
             afs = await self._async_fs(reference)
             if afs is not None:
                 fs, path = afs
-                data = await fs._cat_file(path)
+                if max_bytes is None:
+                    data = await fs._cat_file(path)
+                else:
+                    _check_object(reference, await fs._info(path), max_bytes)
+                    data = await fs._cat_file(path, start=0, end=max_bytes + 1)
             else:
-                data = await asyncio.to_thread(self._read_sync, reference)
+                data = await asyncio.to_thread(self._read_sync, reference, max_bytes)
         except FileNotFoundError as exc:
             raise DataNotFoundError(reference) from exc
         except DataStoreError:
             raise
         except Exception as exc:
             raise DataStoreError(reference, f"read failed: {type(exc).__name__}: {exc}") from exc
+        if max_bytes is not None and len(data) > max_bytes:
+            raise DataTooLargeError(reference, len(data), max_bytes, grew=True)
         return bytes(data)
 
-    def _read_sync(self, reference: str) -> bytes:
+    def _read_sync(self, reference: str, max_bytes: int | None = None) -> bytes:
         fs, path = self.filesystem(reference)
-        return fs.cat_file(path)  # type: ignore[no-any-return]
+        if max_bytes is None:
+            return fs.cat_file(path)  # type: ignore[no-any-return]
+        _check_object(reference, fs.info(path), max_bytes)
+        return fs.cat_file(path, start=0, end=max_bytes + 1)  # type: ignore[no-any-return]
 
     async def write_bytes(self, reference: str, data: bytes) -> None:
         try:
@@ -185,9 +238,17 @@ class DataStore:
         except Exception as exc:
             raise DataStoreError(reference, f"exists check failed: {type(exc).__name__}: {exc}") from exc
 
-    async def read_protobuf(self, reference: str, message_type: type[M]) -> M:
-        """Read and parse one protobuf message; a truncated or foreign file is CorruptDataError."""
-        data = await self.read_bytes(reference)
+    async def read_protobuf(
+        self,
+        reference: str,
+        message_type: type[M],
+        *,
+        within: str | None = None,
+        max_bytes: int | None = None,
+    ) -> M:
+        """Read and parse one protobuf message; a truncated or foreign file is CorruptDataError.
+        ``within`` and ``max_bytes`` as for :meth:`read_bytes`."""
+        data = await self.read_bytes(reference, within=within, max_bytes=max_bytes)
         message = message_type()
         try:
             message.ParseFromString(data)

@@ -82,7 +82,8 @@ class Prepared:
     """What the operator's first ``step()`` answered (None: the trigger starts it)."""
 
     def local_dir(self) -> Path:
-        return Path(self.ctx.data_dir) / "local"
+        """The local executor's records of this execution (under its state_root)."""
+        return Path(LocalExecutor(**self.handle.executor_config).state_dir(self.ctx))
 
     def pid(self) -> int:
         return int(json.loads((self.local_dir() / "pid.json").read_text())["pid"])

@@ -63,8 +63,11 @@ def _started_processes(dag_id: str, task_id: str) -> int:
     import os
     from pathlib import Path
 
+    from tests.local_state import configured_state_root, state_dirs_under
+
     root = Path(os.environ["AIRFLOW__PROVIDER_EXECUTORS__DATA_DIR"]) / dag_id
-    return sum(1 for claim in root.glob(f"*/{task_id}/*/local/claim"))
+    claimed = state_dirs_under(root, configured_state_root())
+    return sum(1 for folder, _ in claimed if folder.parent.name == task_id)
 
 
 @pytest.mark.usefixtures("airflow_db")

@@ -28,6 +28,7 @@ import httpx
 import psutil
 
 from airflow_provider.identity import execution_folder
+from tests.local_state import state_dir_of, state_dirs_under
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_DAGS = Path(__file__).resolve().parent / "dags"
@@ -470,7 +471,7 @@ class AirflowStack:
 
     def _kill_detached(self) -> None:
         """Task processes of the local executor live in their own sessions: find and end them."""
-        for pid_file in self.data_dir.rglob("local/pid.json"):
+        for pid_file in (records / "pid.json" for records in self.all_local_records()):
             with contextlib.suppress(OSError, ValueError, KeyError):
                 record = json.loads(pid_file.read_text())
                 if process_alive(int(record["pid"]), record.get("create_time")):
@@ -516,6 +517,15 @@ class AirflowStack:
                 try_number=try_number,
             )
         )
+
+    def local_records(self, execution_folder: Path) -> Path:
+        """The local executor's records (``pid.json``, ``exit.json``, ``killed.json``, ``claim``) of
+        the execution in ``execution_folder``: under the stack's ``state_root``, not in the folder."""
+        return state_dir_of(execution_folder, self.state_root)
+
+    def all_local_records(self) -> list[Path]:
+        """The records of every local execution this stack started."""
+        return [records for _, records in state_dirs_under(self.data_dir, self.state_root)]
 
     def trigger_started(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> bool:
         """Whether a triggerer has started running this task's trigger (its trigger log says so).

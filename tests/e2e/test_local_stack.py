@@ -45,10 +45,12 @@ def start_run(stack: AirflowStack, dag_id: str, label: str) -> str:
     return run_id
 
 
-def wait_started(folder: Path, timeout: float = 20.0) -> dict[str, Any]:
+def wait_started(stack: AirflowStack, folder: Path, timeout: float = 20.0) -> dict[str, Any]:
     """The local executor's ``pid.json`` (written once the task's process started)."""
     return dict(
-        wait_until(lambda: read_json(folder / "local" / "pid.json"), timeout, f"{folder}/local/pid.json")
+        wait_until(
+            lambda: read_json(stack.local_records(folder) / "pid.json"), timeout, f"pid.json of {folder}"
+        )
     )
 
 
@@ -65,7 +67,7 @@ def running_tree(
     """
     stack.client.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout=60)
     folder = stack.execution_dir(dag_id, run_id, task_id)
-    started = wait_started(folder)
+    started = wait_started(stack, folder)
 
     def recorded() -> list[int] | None:
         try:
@@ -132,7 +134,7 @@ def test_deferred_task_holds_no_slot_and_publishes_outputs(airflow_stack: Airflo
 
     client.wait_for_task_state(dag_id, run_id, "produce", "deferred", timeout=60)
     folder = airflow_stack.execution_dir(dag_id, run_id, "produce")
-    started = wait_started(folder)
+    started = wait_started(airflow_stack, folder)
     pool = client.pool("default_pool")
     # Taken while the task was deferred and its process ran (both checked after the pool read).
     assert client.task_instance(dag_id, run_id, "produce")["state"] == "deferred"
@@ -144,7 +146,7 @@ def test_deferred_task_holds_no_slot_and_publishes_outputs(airflow_stack: Airflo
 
     produce = client.wait_for_task_state(dag_id, run_id, "produce", "success", timeout=60)
     assert produce["try_number"] == 1
-    assert read_json(folder / "local" / "exit.json")["exit_code"] == 0  # type: ignore[index]
+    assert read_json(airflow_stack.local_records(folder) / "exit.json")["exit_code"] == 0  # type: ignore[index]
 
     expected = {"greeting": "Hello, e2e!", "squares": [0, 1, 4, 9]}
     assert client.xcom(dag_id, run_id, "produce", "greeting") == expected["greeting"]
@@ -187,9 +189,9 @@ def test_marking_deferred_task_failed_kills_process_tree(airflow_stack: AirflowS
     assert elapsed <= KILL_BUDGET, f"kill took {elapsed:.2f}s, budget {KILL_BUDGET:g}s"
 
     assert client.task_instance(dag_id, run_id, "tree_2")["state"] == "failed"
-    killed = read_json(folder / "local" / "killed.json")
+    killed = read_json(airflow_stack.local_records(folder) / "killed.json")
     assert killed is not None and "user action" in killed["reason"], killed
-    exited = wait_until(lambda: read_json(folder / "local" / "exit.json"), 10, "exit.json")
+    exited = wait_until(lambda: read_json(airflow_stack.local_records(folder) / "exit.json"), 10, "exit.json")
     assert exited["exit_code"] == -signal.SIGTERM, exited  # ended by the kill, not by finishing
     client.wait_for_run_state(dag_id, run_id, "failed", timeout=30)
 
@@ -238,7 +240,7 @@ def test_triggerer_sigkill_and_restart_reattaches_without_restarting(airflow_sta
 
     ti = client.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout=60)
     folder = airflow_stack.execution_dir(dag_id, run_id, task_id)
-    started = wait_started(folder)
+    started = wait_started(airflow_stack, folder)
     wait_until(lambda: airflow_stack.trigger_started(dag_id, run_id, task_id), 30, "the trigger to run")
     old_job = (client.task_instance(dag_id, run_id, task_id).get("triggerer_job") or {}).get("id")
 
@@ -256,7 +258,8 @@ def test_triggerer_sigkill_and_restart_reattaches_without_restarting(airflow_sta
         job = (ti.get("triggerer_job") or {}).get("id")
         if job is not None and job != old_job:
             takeover.update(
-                seconds=time.monotonic() - t0, running=not (folder / "local" / "exit.json").exists()
+                seconds=time.monotonic() - t0,
+                running=not (airflow_stack.local_records(folder) / "exit.json").exists(),
             )
             return True
         assert ti["state"] == "deferred", ti["state"]

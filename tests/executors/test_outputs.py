@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -22,8 +25,12 @@ from executors import (
     read_error_document,
     status_from_error_document,
 )
+from executors.container import status_from_error_file
 from executors.literals import from_literal_map
+from executors.outputs import REFUSED_ERROR_FILE, task_file_root
+from executors.storage import DataTooLargeError, RefusedDataError
 from tests.conftest import make_identifier
+from tests.reliability_units.hostile_files import MiB, address_space_limit, fifos_released, rss_sampled
 
 
 @pytest.fixture(params=["local", "memory"])
@@ -193,3 +200,155 @@ async def test_read_error_document_corrupt_raises(ctx: TaskContext, store: DataS
         await read_error_document(store, ctx.error_file)
     assert info.value.reference == ctx.error_file
     assert "ErrorDocument" in str(info.value)
+
+
+# -- hostile files: what the task made of outputs.pb / error.pb ------------------------------------
+
+TIMEOUT = 5.0
+"""Every read below returns at once; a read that blocks fails the test after this long."""
+
+
+@pytest.fixture
+def local_ctx(tmp_path: Path) -> Iterator[TaskContext]:
+    """A context on a local execution folder, with a folder outside it holding valid documents."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "outputs.pb").write_bytes(sample_outputs().SerializeToString())
+    (elsewhere / "error.pb").write_bytes(
+        document(kind=errors_pb2.ContainerError.RECOVERABLE).SerializeToString()
+    )
+    ctx = TaskContext(
+        task_execution_id=TaskExecutionID.create(make_identifier()), data_dir=str(tmp_path / "exec")
+    )
+    Path(ctx.data_dir).mkdir()
+    yield ctx
+
+
+def released(ctx: TaskContext) -> AbstractContextManager[None]:
+    """Inside the test (a fixture's teardown would come after the loop's, which waits for its
+    threads): if a read got stuck on a FIFO (an unguarded reader), release it."""
+    return fifos_released(Path(ctx.data_dir).parent)
+
+
+def make_hostile(path: Path, how: str) -> str:
+    """Turn ``path`` into something hostile; returns what the refusal must say about it."""
+    if how == "fifo":
+        os.mkfifo(path)
+        return "is a FIFO, not a regular file"
+    if how == "dev-zero":
+        path.symlink_to("/dev/zero")
+        return "symlink out of the execution folder"
+    if how == "symlink-out":
+        path.symlink_to(path.parent.parent / "elsewhere" / path.name)  # a VALID document, outside
+        return "symlink out of the execution folder"
+    if how == "directory":
+        path.mkdir()
+        return "is a directory, not a regular file"
+    raise AssertionError(how)
+
+
+HOSTILE = ["fifo", "dev-zero", "symlink-out", "directory"]
+
+
+@pytest.mark.parametrize("how", HOSTILE)
+async def test_hostile_outputs_file_is_refused_as_bad_data(
+    local_ctx: TaskContext, store: DataStore, how: str
+) -> None:
+    problem = make_hostile(Path(local_ctx.outputs_file), how)
+    with (
+        released(local_ctx),
+        address_space_limit(),
+        rss_sampled() as rss,
+        pytest.raises(RefusedDataError) as info,
+    ):
+        await asyncio.wait_for(OutputsResolver(store).resolve_outputs(local_ctx, "a"), TIMEOUT)
+    # A CorruptDataError: the operator fails the task without retry (a retry reads the same file).
+    assert isinstance(info.value, CorruptDataError)
+    assert str(info.value).startswith(f"{local_ctx.outputs_file}: {problem}"), str(info.value)
+    assert rss.growth < 32 * MiB, str(rss)
+    print(f"outputs.pb {how}: {rss}")
+
+
+async def test_outputs_symlink_inside_the_folder_is_followed(
+    local_ctx: TaskContext, store: DataStore
+) -> None:
+    raw = Path(local_ctx.data_dir) / "raw"
+    raw.mkdir()
+    (raw / "outputs.pb").write_bytes(sample_outputs().SerializeToString())
+    Path(local_ctx.outputs_file).symlink_to("raw/outputs.pb")
+    assert await OutputsResolver(store).read_outputs(local_ctx) == sample_outputs()
+
+
+async def test_outputs_file_over_the_cap_names_its_size_and_the_cap(
+    ctx: TaskContext, store: DataStore
+) -> None:
+    await store.write_protobuf(ctx.outputs_file, sample_outputs())
+    size = len(sample_outputs().SerializeToString())
+    assert await OutputsResolver(store, max_outputs_bytes=size).read_outputs(ctx) == sample_outputs()
+    with pytest.raises(DataTooLargeError) as info:
+        await OutputsResolver(store, max_outputs_bytes=size - 1).resolve_outputs(ctx)
+    assert (
+        str(info.value) == f"{ctx.outputs_file}: {size} bytes ({size} bytes) exceeds the {size - 1} bytes cap"
+    )
+    assert isinstance(info.value, CorruptDataError)
+
+
+async def test_outputs_file_over_the_default_cap(local_ctx: TaskContext, store: DataStore) -> None:
+    with open(local_ctx.outputs_file, "wb") as fh:
+        fh.truncate(65 * MiB)  # sparse
+    with rss_sampled() as rss, pytest.raises(DataTooLargeError) as info:
+        await OutputsResolver(store).read_outputs(local_ctx)
+    assert str(info.value) == f"{local_ctx.outputs_file}: 65 MiB (68157440 bytes) exceeds the 64 MiB cap"
+    assert rss.growth < 32 * MiB, str(rss)
+
+
+def test_task_file_root(tmp_path: Path) -> None:
+    ctx = TaskContext(
+        task_execution_id=TaskExecutionID.create(make_identifier()), data_dir=str(tmp_path / "d")
+    )
+    assert task_file_root(ctx, ctx.outputs_file) == str(tmp_path / "d")
+    assert task_file_root(ctx, f"file://{tmp_path}/d/sub/x.pb") == str(tmp_path / "d")
+    assert task_file_root(ctx, str(tmp_path / "other" / "outputs.pb")) == str(tmp_path / "other")
+    assert task_file_root(ctx, "s3://bucket/outputs.pb") is None
+
+
+@pytest.mark.parametrize("how", HOSTILE)
+async def test_hostile_error_file_is_a_permanent_failure_naming_it(
+    local_ctx: TaskContext, store: DataStore, how: str
+) -> None:
+    problem = make_hostile(Path(local_ctx.error_file), how)
+    with released(local_ctx), address_space_limit(), rss_sampled() as rss:
+        doc = await asyncio.wait_for(read_error_document(store, local_ctx.error_file), TIMEOUT)
+        status = await asyncio.wait_for(status_from_error_file(store, local_ctx), TIMEOUT)
+    assert doc is not None and doc.error.kind == errors_pb2.ContainerError.NON_RECOVERABLE
+    assert doc.error.code == REFUSED_ERROR_FILE
+    # What container.status_from_error_file (every executor's error.pb check) makes of it:
+    assert status is not None and status.phase is TaskPhase.PERMANENT_FAILURE, status
+    assert status.err is not None and status.err.code == REFUSED_ERROR_FILE
+    assert f"{local_ctx.error_file}: {problem}" in status.err.message, status.err.message
+    assert status.err.origin is ErrorOrigin.USER
+    assert rss.growth < 32 * MiB, str(rss)
+    print(f"error.pb {how}: {rss}")
+
+
+async def test_error_file_over_the_cap_is_a_permanent_failure(
+    local_ctx: TaskContext, store: DataStore
+) -> None:
+    with open(local_ctx.error_file, "wb") as fh:
+        fh.truncate(2 * MiB)  # sparse
+    status = await asyncio.wait_for(status_from_error_file(store, local_ctx), TIMEOUT)
+    assert status is not None and status.phase is TaskPhase.PERMANENT_FAILURE, status
+    assert status.err is not None
+    assert f"{local_ctx.error_file}: 2 MiB (2097152 bytes) exceeds the 1 MiB cap" in status.err.message
+    small = document(kind=errors_pb2.ContainerError.RECOVERABLE)
+    await store.write_protobuf(local_ctx.error_file, small)
+    assert await read_error_document(store, local_ctx.error_file, max_bytes=small.ByteSize()) == small
+    refused = await read_error_document(store, local_ctx.error_file, max_bytes=small.ByteSize() - 1)
+    assert refused is not None and refused.error.code == REFUSED_ERROR_FILE
+
+
+async def test_error_file_cap_on_an_object_store(ctx: TaskContext, store: DataStore) -> None:
+    await store.write_bytes(ctx.error_file, b"\x0a" + b"x" * 2000)
+    doc = await read_error_document(store, ctx.error_file, max_bytes=1000)
+    assert doc is not None and doc.error.code == REFUSED_ERROR_FILE
+    assert "exceeds the 1000 bytes cap" in doc.error.message and ctx.error_file in doc.error.message

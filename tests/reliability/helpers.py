@@ -17,6 +17,7 @@ import httpx
 import psutil
 
 from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, wait_until
+from tests.local_state import state_dirs_under
 
 POLL_INTERVAL = 1.0
 # Airflow cancels a deferred task's trigger, and so calls its on_kill(), about 2 s after the user
@@ -200,11 +201,12 @@ def kill_all(processes: dict[int, float]) -> list[int]:
 
 
 def execution_records(stack: AirflowStack, dag_id: str, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Every ``local/pid.json`` of the local executor under this DAG (and run) in the data dir."""
+    """Every ``pid.json`` of the local executor for executions under this DAG (and run)."""
     root = stack.data_dir / dag_id
     if run_id is not None:
         root = root / run_id
-    return [r for p in sorted(root.rglob("local/pid.json")) if (r := read_json(p)) is not None]
+    pid_files = (records / "pid.json" for _, records in state_dirs_under(root, stack.state_root))
+    return [r for p in pid_files if (r := read_json(p)) is not None]
 
 
 def leaked_processes(records: list[dict[str, Any]], extra_pids: Iterable[int] = ()) -> list[int]:

@@ -48,7 +48,7 @@ def test_worker_sigkill_after_start_is_adopted_by_the_next_try(rel_stack: Airflo
     first = wait_until(lambda: starts(evidence), 10, "the command's start line")
     assert len(first) == 1, first
     processes = snapshot([first[0].pid, first[0].child_pid] if first[0].child_pid else [first[0].pid])
-    pid_record = read_json(task_folder / "1" / "local" / "pid.json")
+    pid_record = read_json(rel_stack.local_records(task_folder / "1") / "pid.json")
     assert pid_record is not None, "try 1 launched nothing"
     processes.update(snapshot([int(pid_record["supervisor_pid"])]))
     assert not process_alive(int(worker_pid)), "the worker's task process should be dead"
@@ -92,7 +92,7 @@ def test_worker_sigkill_after_start_is_adopted_by_the_next_try(rel_stack: Airflo
         left = kill_all(processes)
 
     lines = starts(evidence)
-    second_claim = (task_folder / "2" / "local" / "claim").exists()
+    second_claim = (rel_stack.local_records(task_folder / "2") / "claim").exists()
     report(
         f"scenario 2: executions started {len(lines)} (expected 1), try 2 launched its own: {second_claim}, "
         f"final state {ti['state']} on try {ti['try_number']}"

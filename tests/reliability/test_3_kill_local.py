@@ -57,7 +57,9 @@ def prepare(stack: AirflowStack, victim: Victim) -> None:
     """Wait until the run's task is deferred, its process tree runs and its trigger runs."""
     stack.client.wait_for_task_state(DAG_ID, victim.run_id, TASK_ID, "deferred", timeout=120)
     line = wait_until(lambda: starts(victim.evidence), 30, f"{victim.action}: the command to start")[0]
-    pid_record = wait_until(lambda: read_json(victim.folder / "local" / "pid.json"), 30, "pid.json")
+    pid_record = wait_until(
+        lambda: read_json(stack.local_records(victim.folder) / "pid.json"), 30, "pid.json"
+    )
     victim.processes = snapshot([line.pid, line.child_pid, int(pid_record["supervisor_pid"])])
     assert len(victim.processes) == 3, victim.processes
     # Airflow calls on_kill() only for a trigger that runs: act only after that.
@@ -112,12 +114,14 @@ def test_user_action_kills_the_local_process_tree(
         report(f"scenario 3 (local): clear -> {explain_clear(rel_stack, DAG_ID, victim.run_id, TASK_ID)}")
     assert elapsed is not None, f"{action}: processes {left} still ran {WAIT:g}s after the action"
     assert elapsed <= KILL_BUDGET, f"{action}: the kill took {elapsed:.2f}s, budget {KILL_BUDGET:g}s"
-    killed = read_json(victim.folder / "local" / "killed.json")
+    killed = read_json(rel_stack.local_records(victim.folder) / "killed.json")
     # A clear starts try 2 before Airflow cancels try 1's trigger: try 2 stops the old execution
     # first ("superseded by a new try"); every other action goes through the trigger's on_kill.
     expected = ("user action", "superseded by a new try") if action == "clear" else ("user action",)
     assert killed is not None and any(e in killed["reason"] for e in expected), killed
-    exited = wait_until(lambda: read_json(victim.folder / "local" / "exit.json"), 10, "exit.json")
+    exited = wait_until(
+        lambda: read_json(rel_stack.local_records(victim.folder) / "exit.json"), 10, "exit.json"
+    )
     assert exited["exit_code"] == -signal.SIGTERM, exited
 
     client = rel_stack.client
@@ -153,7 +157,7 @@ def test_triggerer_sigterm_restart_kills_nothing(rel_stack: AirflowStack) -> Non
     folder = rel_stack.execution_dir(dag_id, run_id, task_id)
     client.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout=120)
     line = wait_until(lambda: starts(evidence), 30, "the command to start")[0]
-    pid_record = wait_until(lambda: read_json(folder / "local" / "pid.json"), 30, "pid.json")
+    pid_record = wait_until(lambda: read_json(rel_stack.local_records(folder) / "pid.json"), 30, "pid.json")
     processes = snapshot([line.pid, line.child_pid, int(pid_record["supervisor_pid"])])
     wait_until(lambda: trigger_log_started(rel_stack, dag_id, run_id, task_id) >= 1, 60, "the trigger to run")
     old_job = (client.task_instance(dag_id, run_id, task_id).get("triggerer_job") or {}).get("id")
@@ -176,7 +180,7 @@ def test_triggerer_sigterm_restart_kills_nothing(rel_stack: AirflowStack) -> Non
         # Give a wrong kill every chance to land: a few poll intervals with the new triggerer.
         time.sleep(3)
         survivors = alive(processes)
-        killed = read_json(folder / "local" / "killed.json")
+        killed = read_json(rel_stack.local_records(folder) / "killed.json")
         report(
             f"scenario 3 (local): triggerer SIGTERM (shutdown {shutdown:.1f}s) + new one (took over after "
             f"{takeover:.1f}s): {len(survivors)}/{len(processes)} processes still running, killed.json: {killed}"

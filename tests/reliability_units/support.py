@@ -40,6 +40,7 @@ from executors.literals import from_literal_map
 from executors.local import LocalExecutor
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 from tests.fake_ti import FakeTI
+from tests.local_state import state_dir_of
 
 REPO = str(Path(__file__).resolve().parents[2])
 
@@ -328,5 +329,7 @@ def process_gone(pid: int) -> bool:
         return True
 
 
-def local_pid(execution_dir: str | os.PathLike[str]) -> int:
-    return int(json.loads((Path(execution_dir) / "local" / "pid.json").read_text())["pid"])
+def local_pid(execution_dir: str | os.PathLike[str], state_root: str | os.PathLike[str]) -> int:
+    """The task process of the local execution in ``execution_dir`` (its records are under the
+    executor's ``state_root``)."""
+    return int(json.loads((state_dir_of(execution_dir, state_root) / "pid.json").read_text())["pid"])

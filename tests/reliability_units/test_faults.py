@@ -344,7 +344,9 @@ async def test_backend_unreachable_too_long_is_a_retryable_failure(tmp_path: Pat
         assert final.err.code == "StatusUnknown"
         assert f"executor {FAULTY_ID!r} could not report a status 3 times in a row" in final.err.message
         assert "backend unreachable" in final.err.message
-        assert not process_gone(local_pid(driver.ctx.data_dir))  # still running: a later try decides
+        assert not process_gone(
+            local_pid(driver.ctx.data_dir, tmp_path / "local-state")
+        )  # still running: a later try decides
     finally:
         await executor.inner.kill_task(driver.ctx, "test cleanup")
 
@@ -617,7 +619,9 @@ async def test_executor_raising_in_each_method_trigger_side(tmp_path: Path, meth
         assert status.err is not None and status.err.code == code, status
         assert fragment in status.err.message, status.err.message
     if method == "kill_task":
-        assert process_gone(local_pid(faulty.ctx.data_dir)), "the kill was retried until it worked"
+        assert process_gone(local_pid(faulty.ctx.data_dir, tmp_path / "local-state")), (
+            "the kill was retried until it worked"
+        )
     if phase is TaskPhase.SUCCEEDED:
         assert runs_of(marker) == 1
     assert gaps.worst < 0.2, f"the loop was blocked for {gaps.worst:.3f}s"
@@ -639,7 +643,7 @@ async def test_on_kill_retries_a_failing_kill_until_it_works(tmp_path: Path) -> 
     trigger = prepared.trigger()
     task = asyncio.ensure_future(run_trigger(trigger))
     await wait_for(marker.exists, what="the process")
-    pid = local_pid(prepared.ctx.data_dir)
+    pid = local_pid(prepared.ctx.data_dir, tmp_path / "local-state")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -676,7 +680,7 @@ def test_a_new_try_stops_an_earlier_execution_it_cannot_check(
     try:
         with pytest.raises(AirflowException, match="StatusUnknown"):
             op.execute(context_for(op, states))  # type: ignore[arg-type]
-        first = local_pid(folders[0])
+        first = local_pid(folders[0], tmp_path / "local-state")
         assert not process_gone(first)
 
         with pytest.raises(AirflowException, match="StatusUnknown"):

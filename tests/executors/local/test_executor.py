@@ -355,7 +355,7 @@ async def test_lost_supervisor_is_detected(
     ctx = make_ctx()
     template = python_template("import time; time.sleep(1)")
     await start(executor, store, ctx, template)
-    pid = json.loads(Path(ctx.data_dir, "local", "pid.json").read_text())
+    pid = json.loads(Path(executor.state_dir(ctx), "pid.json").read_text())
     os.kill(pid["supervisor_pid"], signal.SIGKILL)
     assert (await executor.check_task_status(ctx, template)).phase is TaskPhase.RUNNING  # task still runs
     final = await wait_final(executor, ctx, template)
