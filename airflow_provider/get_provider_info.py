@@ -72,6 +72,10 @@ def get_provider_info() -> dict[str, Any]:
         "task-decorators": [{"name": "executor", "class-name": "airflow_provider.decorators.executor_task"}],
         "cli": ["airflow_provider.cli.get_cli_commands"],
         "extra-links": ["airflow_provider.links.ExecutorRunLink"],
+        # Its listener stops an execution when a user marks the task failed/success (listener.py).
+        "plugins": [
+            {"name": "provider_executors", "plugin-class": "airflow_provider.plugin.ExecutorsProviderPlugin"}
+        ],
         "config": {
             SECTION: {
                 "description": "Defaults of the task-executor provider (ExecutorOperator, ExecutorTrigger).",
