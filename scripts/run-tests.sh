@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
+# The flytekit interpreter the conformance suite and the flytekit fixture checks run tasks in.
+bash scripts/setup-flytekit.sh
 exec .venv/bin/python -m pytest "$@"
