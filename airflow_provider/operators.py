@@ -53,7 +53,7 @@ from executors.catalog import CacheKey, cache_key, is_cacheable
 from executors.context import default_checkpoint_prefix
 from executors.literals import from_literal_map, to_literal_map
 from executors.resources import resources_from_mapping
-from executors.storage import is_local, local_path
+from executors.storage import RefusedDataError, is_local, local_path
 from executors.task_template import (
     TaskTemplateSource,
     build_task_template,
@@ -527,6 +527,13 @@ class ExecutorOperator(BaseOperator):
         try:
             literals = await executor.resolve_outputs(ctx, *declared)
             values = from_literal_map(literals_pb2.LiteralMap(literals=literals), template.interface.outputs)
+        except RefusedDataError as exc:
+            # A FIFO, a device, a symlink out of the folder, a file over its cap: what the task wrote
+            # is refused as it is, and every retry would adopt the same execution.
+            raise AirflowFailException(
+                f"{self.executor_id} execution {ctx.generated_name} succeeded but its outputs file was "
+                f"refused: {exc}"
+            ) from exc
         except (OutputsError, CorruptDataError, LiteralConversionError, InterfaceMismatchError) as exc:
             # The task wrote outputs that do not match its interface: every retry would adopt the
             # same execution and fail the same way.
