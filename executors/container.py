@@ -7,7 +7,7 @@ from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.context import TaskContext
 from executors.errors import CorruptDataError, DataStoreError, TemplateRenderError
-from executors.outputs import read_error_document, status_from_error_document
+from executors.outputs import read_error_document, status_from_error_document, task_file_root
 from executors.phase import TaskPhase
 from executors.status import (
     ErrorOrigin,
@@ -116,7 +116,9 @@ async def status_from_error_file(store: DataStore, task_ctx: TaskContext) -> Tas
     """What the task's ``error.pb`` says, or ``None`` when it wrote none. A corrupt file is a
     retryable failure naming it; a store we cannot reach is UNKNOWN."""
     try:
-        document = await read_error_document(store, task_ctx.error_file)
+        document = await read_error_document(
+            store, task_ctx.error_file, within=task_file_root(task_ctx, task_ctx.error_file)
+        )
     except CorruptDataError as exc:
         return retryable_failure(TaskError("CorruptErrorFile", str(exc), ErrorOrigin.SYSTEM))
     except DataStoreError as exc:

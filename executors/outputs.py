@@ -124,8 +124,9 @@ async def read_error_document(
     ``max_bytes``: see :mod:`executors.task_files`) gives a NON_RECOVERABLE document with code
     :data:`REFUSED_ERROR_FILE` whose message names the file and the problem: the task made it so
     on purpose or by a bug, a retry would most likely do the same, and the file itself cannot tell
-    us more. ``within`` defaults to the folder of a local ``reference`` (the execution folder for
-    Flyte's default ``<data dir>/error.pb``); ``max_bytes`` to :data:`MAX_ERROR_BYTES` (1 MiB).
+    us more. ``within`` defaults to the folder of a local ``reference``; a caller with the task's
+    context passes :func:`task_file_root` (the execution folder); ``max_bytes`` defaults to
+    :data:`MAX_ERROR_BYTES` (1 MiB).
     """
     if within is None and is_local(reference):
         within = os.path.dirname(local_path(reference)) or os.curdir

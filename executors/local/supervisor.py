@@ -7,7 +7,7 @@ or be restarted long before the task ends. The supervisor detaches (double fork,
 owns the task process, drains its output into size-capped logs, waits for it, stops whatever it
 left behind and writes the exit status to disk, so any later process can learn how the task ended.
 
-Protocol with the launcher (``executors/local/executor.py``):
+Protocol with the launcher (``executors/local/launch.py``):
 
 1. the launcher runs us with an almost empty environment and sends ONE JSON line on our stdin:
    ``{"spec": {...}, "secrets": {...}}`` (command, cwd, env, log paths, state folder, limits). None
