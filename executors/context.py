@@ -134,6 +134,18 @@ def _join(base: str, name: str) -> str:
     return f"{base.rstrip('/')}/{name}"
 
 
+OUTPUTS_FOLDER = "outputs"
+"""The sub-folder of an execution folder that is its default output prefix (``{{.outputPrefix}}``)."""
+
+
+def default_output_prefix(data_dir: str) -> str:
+    """Where an execution whose folder is ``data_dir`` writes ``outputs.pb`` / ``error.pb`` by
+    default (Flyte's ``{{.outputPrefix}}``): a folder of its own, so a task that empties or
+    recreates it (``rm -rf "$OUT"; mkdir "$OUT"``) cannot delete ``task.pb``, ``inputs.pb``,
+    ``events/`` or ``logs/``."""
+    return _join(data_dir, OUTPUTS_FOLDER)
+
+
 def default_checkpoint_prefix(data_dir: str) -> str:
     """Where an execution whose folder is ``data_dir`` writes its checkpoints by default (a retry
     reads the previous try's from there: Flyte's ``{{.prevCheckpointPrefix}}``)."""
@@ -145,8 +157,14 @@ class TaskContext:
     """Everything an executor knows about one execution (seed: ``TaskContext``).
 
     ``data_dir`` is the execution's folder as an fsspec URL (a local path is fine). The file
-    references default to Flyte's names inside it: ``inputs.pb``, ``outputs.pb``, ``error.pb``.
-    Raw output data and checkpoints default to sub-folders of ``data_dir``. ``custom_state``,
+    references default to Flyte's names: ``{data_dir}/inputs.pb``, and ``outputs.pb`` /
+    ``error.pb`` in the output prefix (:attr:`output_prefix`, Flyte's ``{{.outputPrefix}}``),
+    ``{data_dir}/outputs/``: a folder of its own that holds only what the task writes there, as on
+    Flyte, so a task that cleans it cannot delete ``task.pb``, ``inputs.pb``, ``events/`` or
+    ``logs/``. An explicit ``outputs_file`` without an ``error_file`` puts ``error.pb`` next to
+    it. Raw output data and checkpoints default to the sub-folders ``raw/`` and ``checkpoint/`` of
+    ``data_dir``. A context always serializes its file references (``to_dict``), so one made with
+    an older layout (``{data_dir}/outputs.pb``) keeps its paths through ``from_dict``. ``custom_state``,
     ``phase`` and ``phase_version`` are what the last call of the executor reported; use
     :meth:`with_status` to carry them forward.
     """
@@ -175,11 +193,15 @@ class TaskContext:
     trigger kwargs, events or logs, and executors must not write it anywhere."""
 
     def __post_init__(self) -> None:
-        # Fill the Flyte-style defaults once, so every reader sees the same references.
+        # Fill the Flyte-style defaults once, so every reader sees the same references. error.pb
+        # goes where outputs.pb goes: both are in the output prefix the task is given.
+        output_prefix = (
+            self.outputs_file.rsplit("/", 1)[0] if self.outputs_file else default_output_prefix(self.data_dir)
+        )
         defaults = {
             "inputs_file": _join(self.data_dir, "inputs.pb"),
-            "outputs_file": _join(self.data_dir, "outputs.pb"),
-            "error_file": _join(self.data_dir, "error.pb"),
+            "outputs_file": _join(output_prefix, "outputs.pb"),
+            "error_file": _join(output_prefix, "error.pb"),
             "raw_output_prefix": _join(self.data_dir, "raw"),
             "checkpoint_prefix": default_checkpoint_prefix(self.data_dir),
         }
@@ -197,7 +219,8 @@ class TaskContext:
 
     @property
     def output_prefix(self) -> str:
-        """The folder that holds ``outputs.pb`` and ``error.pb`` (Flyte's ``{{.outputPrefix}}``)."""
+        """The folder that holds ``outputs.pb`` and ``error.pb`` (Flyte's ``{{.outputPrefix}}``):
+        ``{data_dir}/outputs`` by default; the task may empty or recreate it."""
         return self.outputs_file.rsplit("/", 1)[0]
 
     @property

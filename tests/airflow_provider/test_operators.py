@@ -117,7 +117,7 @@ def test_non_deferrable_runs_to_success_in_the_worker(tmp_path: Path) -> None:
         try_number=1,
     )  # fmt: skip
     assert xcoms[RUN_URL_XCOM_KEY] == f"file://{folder}/logs"
-    assert Path(folder, "outputs.pb").exists() and Path(folder, "task.pb").exists()
+    assert Path(folder, "outputs", "outputs.pb").exists() and Path(folder, "task.pb").exists()
 
 
 def test_deferrable_defers_then_completes_from_the_trigger_event(tmp_path: Path) -> None:

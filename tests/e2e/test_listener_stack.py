@@ -318,7 +318,7 @@ def test_a_new_triggerer_finds_nothing_broken(airflow_stack: AirflowStack) -> No
     assert ti["try_number"] == 1
     assert client.xcom(QUICK_DAG_ID, quick_run, QUICK_TASK_ID, "answer") == 42
     folder = stack.execution_dir(QUICK_DAG_ID, quick_run, QUICK_TASK_ID)
-    assert (folder / "outputs.pb").exists()
+    assert (folder / "outputs" / "outputs.pb").exists()
     # Its records folder is the only one besides the marked tasks': no kill was ever recorded there.
     (records,) = {p.parent for p in stack.home.rglob("pid.json")} - {r for _, r in MARKED.values()}
     assert read_json(records / "killed.json") is None

@@ -304,7 +304,7 @@ def test_recoverable_error_retries_and_non_recoverable_does_not(airflow_stack: A
     assert flaky["try_number"] == 2, flaky
     assert "up_for_retry" in flaky_states
     assert client.xcom(dag_id, run_id, "flaky", "attempt") == 1
-    assert (airflow_stack.execution_dir(dag_id, run_id, "flaky", 1) / "error.pb").exists()
+    assert (airflow_stack.execution_dir(dag_id, run_id, "flaky", 1) / "outputs" / "error.pb").exists()
 
     broken = client.wait_for_task_state(dag_id, run_id, "broken", "failed", timeout=60)
     assert broken["try_number"] == 1, broken  # retries=3, yet NON_RECOVERABLE is not retried

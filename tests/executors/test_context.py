@@ -53,10 +53,43 @@ def test_round_trip_through_json_loses_nothing() -> None:
 def test_default_file_references_follow_flyte_names() -> None:
     ctx = full_context()
     assert ctx.inputs_file == "s3://bucket/dag/run/task/3/inputs.pb"
-    assert ctx.outputs_file == "s3://bucket/dag/run/task/3/outputs.pb"
-    assert ctx.error_file == "s3://bucket/dag/run/task/3/error.pb"
-    assert ctx.output_prefix == "s3://bucket/dag/run/task/3"
+    assert ctx.input_prefix == "s3://bucket/dag/run/task/3"
     assert ctx.task_template_file == "s3://bucket/dag/run/task/3/task.pb"
+    # The output prefix is a folder of its own (as on Flyte): a task that empties it cannot delete
+    # task.pb, inputs.pb, events/ or logs/.
+    assert ctx.output_prefix == "s3://bucket/dag/run/task/3/outputs"
+    assert ctx.outputs_file == "s3://bucket/dag/run/task/3/outputs/outputs.pb"
+    assert ctx.error_file == "s3://bucket/dag/run/task/3/outputs/error.pb"
+    assert ctx.raw_output_prefix == "s3://bucket/dag/run/task/3/raw"
+    assert ctx.checkpoint_prefix == "s3://bucket/dag/run/task/3/checkpoint"
+
+
+def test_an_explicit_outputs_file_gets_its_error_file_next_to_it() -> None:
+    ctx = TaskContext(
+        TaskExecutionID.create(make_identifier()), "/data/x", outputs_file="/elsewhere/out/outputs.pb"
+    )
+    assert ctx.output_prefix == "/elsewhere/out"
+    assert ctx.error_file == "/elsewhere/out/error.pb"
+
+
+def test_a_context_serialized_with_the_old_layout_keeps_its_paths() -> None:
+    """A handle written before the output prefix became ``outputs/`` (trigger kwargs, a running
+    execution's XCom) stored its file references explicitly: they come back unchanged, so the
+    execution it describes is still found where it writes."""
+    data = json.loads(json.dumps(full_context().to_dict()))
+    folder = data["data_dir"]
+    data.update(outputs_file=f"{folder}/outputs.pb", error_file=f"{folder}/error.pb")
+    old = TaskContext.from_dict(data)
+    assert old.outputs_file == "s3://bucket/dag/run/task/3/outputs.pb"
+    assert old.error_file == "s3://bucket/dag/run/task/3/error.pb"
+    assert old.output_prefix == "s3://bucket/dag/run/task/3"
+    assert old.inputs_file == "s3://bucket/dag/run/task/3/inputs.pb"
+    assert TaskContext.from_dict(old.to_dict()) == old
+    assert old.to_dict() == data
+    # A dict without file references (none is ever written, but it parses) gets today's defaults.
+    for key in ("inputs_file", "outputs_file", "error_file", "raw_output_prefix", "checkpoint_prefix"):
+        del data[key]
+    assert TaskContext.from_dict(data).outputs_file == "s3://bucket/dag/run/task/3/outputs/outputs.pb"
 
 
 def test_custom_state_must_be_json_safe() -> None:

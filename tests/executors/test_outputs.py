@@ -220,7 +220,7 @@ def local_ctx(tmp_path: Path) -> Iterator[TaskContext]:
     ctx = TaskContext(
         task_execution_id=TaskExecutionID.create(make_identifier()), data_dir=str(tmp_path / "exec")
     )
-    Path(ctx.data_dir).mkdir()
+    Path(ctx.output_prefix).mkdir(parents=True)  # what an executor makes before the task starts
     yield ctx
 
 
@@ -230,7 +230,7 @@ def released(ctx: TaskContext) -> AbstractContextManager[None]:
     return fifos_released(Path(ctx.data_dir).parent)
 
 
-def make_hostile(path: Path, how: str) -> str:
+def make_hostile(path: Path, how: str, ctx: TaskContext) -> str:
     """Turn ``path`` into something hostile; returns what the refusal must say about it."""
     if how == "fifo":
         os.mkfifo(path)
@@ -239,7 +239,7 @@ def make_hostile(path: Path, how: str) -> str:
         path.symlink_to("/dev/zero")
         return "symlink out of the execution folder"
     if how == "symlink-out":
-        path.symlink_to(path.parent.parent / "elsewhere" / path.name)  # a VALID document, outside
+        path.symlink_to(Path(ctx.data_dir).parent / "elsewhere" / path.name)  # a VALID document, outside
         return "symlink out of the execution folder"
     if how == "directory":
         path.mkdir()
@@ -254,7 +254,7 @@ HOSTILE = ["fifo", "dev-zero", "symlink-out", "directory"]
 async def test_hostile_outputs_file_is_refused_as_bad_data(
     local_ctx: TaskContext, store: DataStore, how: str
 ) -> None:
-    problem = make_hostile(Path(local_ctx.outputs_file), how)
+    problem = make_hostile(Path(local_ctx.outputs_file), how, local_ctx)
     with (
         released(local_ctx),
         address_space_limit(),
@@ -275,7 +275,7 @@ async def test_outputs_symlink_inside_the_folder_is_followed(
     raw = Path(local_ctx.data_dir) / "raw"
     raw.mkdir()
     (raw / "outputs.pb").write_bytes(sample_outputs().SerializeToString())
-    Path(local_ctx.outputs_file).symlink_to("raw/outputs.pb")
+    Path(local_ctx.outputs_file).symlink_to("../raw/outputs.pb")  # out of the output prefix, in the folder
     assert await OutputsResolver(store).read_outputs(local_ctx) == sample_outputs()
 
 
@@ -316,7 +316,7 @@ def test_task_file_root(tmp_path: Path) -> None:
 async def test_hostile_error_file_is_a_permanent_failure_naming_it(
     local_ctx: TaskContext, store: DataStore, how: str
 ) -> None:
-    problem = make_hostile(Path(local_ctx.error_file), how)
+    problem = make_hostile(Path(local_ctx.error_file), how, local_ctx)
     with released(local_ctx), address_space_limit(), rss_sampled() as rss:
         doc = await asyncio.wait_for(read_error_document(store, local_ctx.error_file), TIMEOUT)
         status = await asyncio.wait_for(status_from_error_file(store, local_ctx), TIMEOUT)

@@ -53,6 +53,7 @@ from executors import (
     create_executor,
     generated_name_for,
 )
+from executors.context import default_output_prefix
 from executors.local import LocalExecutor
 from executors.task_template import build_task_template, template_to_dict
 from tests.conftest import INT, make_identifier, make_template, python_template
@@ -521,7 +522,7 @@ def task_op(env: Env, script: str, *args: str, **kwargs: Any) -> ExecutorOperato
 
 
 def outputs_path(env: Env, task_id: str = "bad") -> str:
-    return str(folder_of(env, {"task_id": task_id}) / "outputs.pb")
+    return str(Path(default_output_prefix(str(folder_of(env, {"task_id": task_id})))) / "outputs.pb")
 
 
 @case("op-corrupt-outputs-pb", OP, FAIL)
@@ -564,7 +565,8 @@ def _(env: Env) -> Setup:
 @case("op-corrupt-error-pb", OP, RETRY)
 def _(env: Env) -> Setup:
     op = task_op(env, write_file("error.pb", "b'\\x0a\\xff\\xff garbage'"), "{{.outputPrefix}}", "1")
-    return one(op, ["CorruptErrorFile", str(folder_of(env, {"task_id": "bad"}) / "error.pb")])
+    error_file = Path(default_output_prefix(str(folder_of(env, {"task_id": "bad"})))) / "error.pb"
+    return one(op, ["CorruptErrorFile", str(error_file)])
 
 
 @case(
@@ -664,7 +666,7 @@ def contained(
             assert real.is_relative_to(data), real
             assert len(real.relative_to(data).parts) == 4, real.relative_to(data).parts
             assert all(len(part) <= 120 for part in real.relative_to(data).parts)
-            assert (folder / "outputs.pb").is_file()
+            assert (Path(default_output_prefix(str(folder))) / "outputs.pb").is_file()
             for path in folder.rglob("*"):
                 assert path.resolve().is_relative_to(data), path
             folders.append(real)
@@ -930,14 +932,14 @@ def exit_template(name: str, data: str, code: int, **kwargs: Any) -> tasks_pb2.T
 @case("ex-corrupt-error-pb", EX, "RETRYABLE_FAILURE")
 def _(env: Env) -> Setup:
     template = exit_template("error.pb", "b'\\x0a\\xff\\xff garbage'", 1)
-    return ex(lambda: drive(env, template), ["CorruptErrorFile", str(env.data / "bad" / "error.pb")])
+    return ex(lambda: drive(env, template), ["CorruptErrorFile", ex_ctx(env).error_file])
 
 
 @case("ex-truncated-error-pb", EX, "RETRYABLE_FAILURE")
 def _(env: Env) -> Setup:
     data = serialized_error()
     template = exit_template("error.pb", repr(data[: len(data) // 2]), 1)
-    return ex(lambda: drive(env, template), ["CorruptErrorFile", str(env.data / "bad" / "error.pb")])
+    return ex(lambda: drive(env, template), ["CorruptErrorFile", ex_ctx(env).error_file])
 
 
 @case(
@@ -955,7 +957,7 @@ def _(env: Env) -> Setup:
     template = python_template("print('forgot to write outputs')", outputs={"y": INT})
     return ex(
         lambda: drive(env, template),
-        ["OutputsNotFound", str(env.data / "bad" / "outputs.pb"), "declared outputs: y"],
+        ["OutputsNotFound", ex_ctx(env).outputs_file, "declared outputs: y"],
     )
 
 
@@ -964,7 +966,7 @@ def _(env: Env) -> Setup:
     template = exit_template("outputs.pb", "b'\\x0a\\xff\\xff garbage'", 0, outputs={"y": INT})
     return ex(
         lambda: drive(env, template, resolve=True),
-        [str(env.data / "bad" / "outputs.pb"), "flyteidl.core.LiteralMap"],
+        [ex_ctx(env).outputs_file, "flyteidl.core.LiteralMap"],
     )
 
 
@@ -975,7 +977,7 @@ def _(env: Env) -> Setup:
     )
     return ex(
         lambda: drive(env, template, resolve=True),
-        ["'z'", str(env.data / "bad" / "outputs.pb"), "present: y"],
+        ["'z'", ex_ctx(env).outputs_file, "present: y"],
     )
 
 

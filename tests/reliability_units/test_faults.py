@@ -212,7 +212,7 @@ def test_store_down_at_output_resolution_the_outputs_are_not_lost(
 
     assert not isinstance(raised.value, AirflowFailException)  # retryable
     message = str(raised.value)
-    outputs = f"{data_dir}/unit_dag/manual__unit/flaky/1/outputs.pb"
+    outputs = f"{data_dir}/unit_dag/manual__unit/flaky/1/outputs/outputs.pb"
     assert "succeeded but its outputs could not be read" in message and outputs in message, message
     assert "ConnectionError" in message
     assert runs_of(marker) == 1
@@ -319,7 +319,10 @@ async def test_backend_unreachable_while_polling_is_unknown_then_recovers(tmp_pa
         final, healthy = await asyncio.gather(asyncio.wait_for(driver.run(), 30), healthy_run(tmp_path, 5))
 
     assert healthy == 10
-    assert [s.phase for s in seen] == [TaskPhase.RUNNING, TaskPhase.UNKNOWN, TaskPhase.SUCCEEDED]
+    phases = [s.phase for s in seen]
+    # The task may still run when the backend is back (one RUNNING more), depending on timing.
+    assert phases[:2] == [TaskPhase.RUNNING, TaskPhase.UNKNOWN] and phases[-1] is TaskPhase.SUCCEEDED, phases
+    assert set(phases[2:-1]) <= {TaskPhase.RUNNING}, phases
     unknown = seen[1].err
     assert unknown is not None and unknown.code == "ConnectionError"
     assert f"executor {FAULTY_ID!r} raised" in unknown.message and "backend unreachable" in unknown.message

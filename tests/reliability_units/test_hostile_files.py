@@ -75,8 +75,10 @@ CASE_TIMEOUT = 45.0
 
 HOSTILE_TASK = r"""
 import os, sys
-folder, how, name, code, arg = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
-path = os.path.join(folder, name)
+out, folder, how, name, code, arg = sys.argv[1:7]
+code = int(code)
+# outputs.pb / error.pb are in the output prefix; logs/ is in the execution folder (inputPrefix).
+path = os.path.join(folder if name.startswith("logs/") else out, name)
 os.makedirs(os.path.dirname(path), exist_ok=True)
 if os.path.lexists(path):
     os.unlink(path)  # logs/stderr.log: our stderr still writes to the file we were given
@@ -115,8 +117,24 @@ class Hostile:
         arg = self.arg.format(outside=outside)
         outputs = {"y": INT} if self.outputs else None
         return python_template(
-            HOSTILE_TASK, "{{.outputPrefix}}", self.how, self.name, str(self.code), arg, outputs=outputs
+            HOSTILE_TASK,
+            "{{.outputPrefix}}",
+            "{{.inputPrefix}}",
+            self.how,
+            self.name,
+            str(self.code),
+            arg,
+            outputs=outputs,
         )
+
+    def path(self, ctx: TaskContext) -> Path:
+        """Where the task makes its hostile file: ``logs/`` is in the execution folder, the ``.pb``
+        files are in the output prefix."""
+        return hostile_path(ctx, self.name)
+
+
+def hostile_path(ctx: TaskContext, name: str) -> Path:
+    return Path(ctx.data_dir if name.startswith("logs/") else ctx.output_prefix) / name
 
 
 PERMANENT, RETRYABLE = "PERMANENT_FAILURE", "RETRYABLE_FAILURE"
@@ -226,7 +244,7 @@ async def test_hostile_file_at_the_executor_level(case: Hostile, tmp_path: Path)
         elapsed = time.monotonic() - started
     print(f"{case.id}: {outcome.kind} in {elapsed:.2f}s; {rss}")
     assert outcome.kind == case.executor_outcome, f"{case.id}: {outcome}"
-    assert_names_the_file(case, outcome, Path(ctx.data_dir) / case.name, outside)
+    assert_names_the_file(case, outcome, case.path(ctx), outside)
     assert rss.growth < 64 * MiB, f"{case.id}: {rss}"
     assert logs is not None and "made" in logs  # the task's stdout is still shown
     if case.name.startswith("logs/"):
@@ -271,7 +289,8 @@ async def test_hostile_file_at_the_operator_level(case: Hostile, tmp_path: Path)
         outcome = await run_op(op)
     print(f"{case.id}: {outcome.kind}; {rss}")
     assert outcome.kind == case.operator_outcome, f"{case.id}: {outcome}"
-    assert_names_the_file(case, outcome, Path(folder) / case.name, outside)
+    folder_ctx = TaskContext(TaskExecutionID.create(make_identifier()), data_dir=folder)  # its layout
+    assert_names_the_file(case, outcome, case.path(folder_ctx), outside)
     assert rss.growth < 96 * MiB, f"{case.id}: {rss}"
 
 
@@ -375,7 +394,7 @@ async def test_a_healthy_task_beside_ten_hostile_fifo_tasks_succeeds_on_time(tmp
         f"max loop gap {gaps.worst:.3f}s"
     )
     for (ctx, _template, name, code), seen in zip(hostile, results, strict=True):
-        path = f"{Path(ctx.data_dir) / name}: is a FIFO, not a regular file"
+        path = f"{hostile_path(ctx, name)}: is a FIFO, not a regular file"
         assert len(seen) == POLLS
         for item in seen:
             if name == "outputs.pb":
@@ -423,7 +442,7 @@ async def test_hostile_fifo_triggers_end_and_healthy_triggers_succeed(tmp_path: 
         status = statuses[f"fifo-{i}"]
         ctx = prepared[f"fifo-{i}"].ctx
         assert expected[name](status), (name, status)
-        assert status.err is not None and f"{Path(ctx.data_dir) / name}: is a FIFO" in status.err.message
+        assert status.err is not None and f"{hostile_path(ctx, name)}: is a FIFO" in status.err.message
     for i in range(2):
         assert statuses[f"healthy-{i}"].phase is TaskPhase.SUCCEEDED, statuses[f"healthy-{i}"]
     print(f"max loop gap {gaps.worst:.3f}s over {len(gaps.gaps)} ticks")

@@ -92,7 +92,8 @@ async def test_the_execution_folder_holds_only_flyte_files_and_the_state_is_priv
     template = python_template("print('hello')")
     await start(executor, store, ctx, template)
     assert (await wait_final(executor, ctx, template)).phase is TaskPhase.SUCCEEDED
-    assert sorted(os.listdir(ctx.data_dir)) == ["checkpoint", "inputs.pb", "logs", "raw", "work"]
+    assert sorted(os.listdir(ctx.data_dir)) == ["checkpoint", "inputs.pb", "logs", "outputs", "raw", "work"]
+    assert os.listdir(ctx.output_prefix) == []  # the task wrote no outputs.pb: its own folder, empty
     assert sorted(os.listdir(os.path.join(ctx.data_dir, "logs"))) == ["stderr.log", "stdout.log"]
     state = executor.state_dir(ctx)
     assert Path(state).parent.parent == Path(executor.state_root)
