@@ -1,0 +1,100 @@
+"""The conformance cases, by name: the project side's view (no flytekit here).
+
+Each name is also a key of ``CASES`` in ``corpus/flyte_tasks.py`` (the task and its Python inputs);
+``flytekit_side.py serialize`` refuses to run when the two lists differ. The names are static so that
+pytest can parametrize over them before flytekit has run; the expected outcome of each case comes
+from flytekit's own local execution (``expected.json``), never from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    ray: bool = False
+    """Also run on the Ray executor."""
+    operator_retries: bool = True
+    """Pass the template's ``metadata.retries`` to the operator as Airflow ``retries``. ``False``:
+    the operator gets no ``retries`` and only the template says how often Flyte would retry."""
+    upstream: str = ""
+    """Its inputs come from this upstream ``@task.executor`` task (a chain), not from the case."""
+    refused_before_launch: str = ""
+    """A deliberate difference (docs/flyte-compatibility.md): the operator refuses the inputs before
+    anything starts, with this message naming the input and field, where flytekit would raise its own
+    conversion error inside the task. The end state and try count must still be Flyte's."""
+
+
+CASES: dict[str, Case] = {
+    c.name: c
+    for c in [
+        Case("int", ray=True),
+        Case("float"),
+        Case("str"),
+        Case("bool"),
+        Case("many_scalars"),
+        Case("datetime"),
+        Case("timedelta"),
+        Case("list_int"),
+        Case("dict_str_float"),
+        Case("nested_list"),
+        Case("dict_of_lists"),
+        Case("bare_dict"),
+        Case("optional_given"),
+        Case("optional_none"),
+        Case("union_int"),
+        Case("union_str"),
+        Case("enum"),
+        Case("dataclass", ray=True),
+        Case("nested_dataclass"),
+        Case("list_dataclass"),
+        Case("pydantic"),
+        Case("df_out", ray=True),
+        Case("df_in"),
+        Case("file_out"),
+        Case("file_in"),
+        Case("dir_out"),
+        Case("namedtuple"),
+        Case("no_outputs"),
+        Case("no_outputs_raises"),
+        Case("user_error", ray=True),
+        Case("recoverable", ray=True),
+        Case("recoverable_template_retries", operator_retries=False),
+        Case("bad_dataclass_input", refused_before_launch="input 'p'.x: expected integer, got str 'oops'"),
+        Case("bad_event_input"),
+        Case("checkpoint"),
+        Case("large_str"),
+        Case("large_list"),
+        Case("chain_report"),
+        Case("chain_summarize", upstream="make_summary_inputs"),
+        Case("df_chain", upstream="df_out"),
+        Case("df_csv_out"),
+        Case("df_csv_chain", upstream="df_csv_out"),
+    ]
+}
+
+LOCAL_CASES = sorted(CASES)
+RAY_CASES = sorted(name for name, case in CASES.items() if case.ray)
+
+LOCAL_DAG_ID = "conformance_local"
+RAY_DAG_ID = "conformance_ray"
+
+OUTDIR_ENV = "CONFORMANCE_OUTDIR"
+"""The folder ``flytekit_side.py serialize`` wrote (``cases.json``, one folder per case)."""
+SELECTED_ENV = "CONFORMANCE_SELECTED"
+"""Comma-separated task ids the DAG builds (the cases and chain tasks of the selected tests); unset:
+every one. Lets ``pytest -k`` run a small DAG."""
+RAY_ADDRESS_ENV = "CONFORMANCE_RAY_ADDRESS"
+"""The Ray dashboard address the Ray DAG's tasks use."""
+
+# The chains of the local DAG (task ids besides the cases').
+CHAIN_DESCRIBE = "describe_report"
+"""``@task.executor`` downstream of ``chain_report`` (a flytekit Enum and dict[str, int] output)."""
+CHAIN_MAKE_INPUTS = "make_summary_inputs"
+"""``@task.executor`` upstream of ``chain_summarize`` (a list[int] and a bare dict)."""
+RECEIVE_NONE = "receive_none"
+"""Plain ``@task`` downstream of ``optional_none``'s ``o0`` (an Optional output that is None)."""
+RECEIVE_VALUES = "receive_values"
+"""Plain ``@task`` downstream of a float, a datetime and a timedelta output: what a task really gets."""

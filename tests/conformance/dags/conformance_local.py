@@ -1,0 +1,126 @@
+"""Conformance DAG: every flytekit case on the local executor, plus the chains with ``@task.executor``.
+
+Each case is one ``ExecutorOperator`` given the ``task.pb`` flytekit serialized (its
+``pyflyte-execute`` command unchanged) and the case's plain inputs, all read from the folder
+``flytekit_side.py serialize`` wrote (``$CONFORMANCE_OUTDIR``; without it the DAG is empty). The
+tasks run ``pyflyte-execute`` from ``.venv-flytekit`` (the stand-in for the task image): it comes
+first on the ``PATH`` given through ``environment=``, and the corpus module is on ``PYTHONPATH``.
+See tests/conformance/test_conformance.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, TypedDict
+
+from airflow.sdk import DAG, task
+
+from tests.airflow_provider.dagtest import on_failure, on_retry
+from tests.conformance.airflow_side import case_operator, load_index, selected
+from tests.conformance.cases import (
+    CASES,
+    CHAIN_DESCRIBE,
+    CHAIN_MAKE_INPUTS,
+    LOCAL_DAG_ID,
+    RECEIVE_NONE,
+    RECEIVE_VALUES,
+)
+
+
+class Color(enum.Enum):
+    """The corpus's ``flyte_tasks.Color``, as a DAG author would declare it on the Airflow side."""
+
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+class SummaryInputs(TypedDict):
+    xs: list[int]
+    meta: dict  # type: ignore[type-arg]
+
+
+with DAG(
+    dag_id=LOCAL_DAG_ID,
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1),
+    catchup=False,
+    default_args={
+        "on_retry_callback": on_retry,
+        "on_failure_callback": on_failure,
+        "retry_delay": dt.timedelta(seconds=0),
+    },
+) as dag:
+    index = load_index()
+    if index:
+        ops = {
+            name: case_operator(name, index[name], executor_id="local")
+            for name, case in CASES.items()
+            if not case.upstream and selected(name)
+        }
+
+        if selected(CHAIN_DESCRIBE):
+            # A flytekit task's outputs (an Enum, a dict[str, int]) into a @task.executor function.
+            @task.executor(task_id=CHAIN_DESCRIBE, poll_interval=0.2)
+            def describe_report(color: Color, counts: dict[str, int]) -> str:
+                import enum as enum_module
+
+                if not isinstance(color, enum_module.Enum):
+                    raise TypeError(
+                        f"color arrived as {type(color).__name__} {color!r}, not as a Color member"
+                    )
+                return f"{color.name}={color.value}; " + ", ".join(
+                    f"{k}:{v}" for k, v in sorted(counts.items())
+                )
+
+            describe_report(ops["chain_report"].output["color"], ops["chain_report"].output["counts"])
+
+        if selected("chain_summarize"):
+            # A @task.executor function's outputs (a list[int], a bare dict) into a flytekit task.
+            @task.executor(task_id=CHAIN_MAKE_INPUTS, poll_interval=0.2)
+            def make_summary_inputs(n: int, name: str) -> SummaryInputs:
+                return {"xs": list(range(1, n + 1)), "meta": {"name": name, "scale": 10}}
+
+            made = make_summary_inputs(4, "squares")
+            ops["chain_summarize"] = case_operator(
+                "chain_summarize",
+                index["chain_summarize"],
+                executor_id="local",
+                inputs={"xs": made["xs"], "meta": made["meta"]},
+            )
+
+        for chain, producer in (("df_chain", "df_out"), ("df_csv_chain", "df_csv_out")):
+            if selected(chain):
+                # A structured dataset output (its XCom) into a flytekit task reading a DataFrame.
+                if producer not in ops:
+                    ops[producer] = case_operator(producer, index[producer], executor_id="local")
+                ops[chain] = case_operator(
+                    chain, index[chain], executor_id="local", inputs={"df": ops[producer].output["o0"]}
+                )
+
+        if selected(RECEIVE_NONE):
+            # An Optional output that is None, into a plain @task: it must receive None.
+            @task(task_id=RECEIVE_NONE)
+            def receive_none(value: Any) -> dict[str, Any]:
+                return {"is_none": value is None, "repr": repr(value)}
+
+            receive_none(ops["optional_none"].output["o0"])
+
+        if selected(RECEIVE_VALUES):
+            # Typed outputs into a plain @task: what Airflow really hands a downstream task.
+            @task(task_id=RECEIVE_VALUES)
+            def receive_values(mean: Any, when: Any, duration: Any) -> dict[str, Any]:
+                import datetime as datetime_module
+
+                return {
+                    "mean": f"{type(mean).__name__} {mean!r}",
+                    "when": f"{isinstance(when, datetime_module.datetime)} {when.isoformat()}"
+                    if isinstance(when, datetime_module.date)
+                    else f"False {when!r}",
+                    "duration": f"{isinstance(duration, datetime_module.timedelta)} {duration!r}",
+                }
+
+            receive_values(
+                ops["namedtuple"].output["mean"], ops["datetime"].output["o0"], ops["timedelta"].output["o0"]
+            )
