@@ -55,6 +55,7 @@ from executors import (
 )
 from executors.context import default_output_prefix
 from executors.local import LocalExecutor
+from executors.local.executor import state_dirs
 from executors.task_template import build_task_template, template_to_dict
 from tests.conftest import INT, make_identifier, make_template, python_template
 from tests.reliability_units.support import (
@@ -114,6 +115,12 @@ def outputs_bytes(**literals: literals_pb2.Literal) -> bytes:
 def int_literal(value: int) -> literals_pb2.Literal:
     literal = literals_pb2.Literal()
     literal.scalar.primitive.integer = value
+    return literal
+
+
+def float_literal(value: float) -> literals_pb2.Literal:
+    literal = literals_pb2.Literal()
+    literal.scalar.primitive.float_value = value
     return literal
 
 
@@ -278,6 +285,16 @@ def nothing_started(env: Env) -> Callable[[list[Outcome]], None]:
             assert outcome.context is not None
             assert outcome.context["ti"].xcoms == {RUN_URL_XCOM_KEY: ""}, outcome.context["ti"].xcoms
         assert not env.data.exists() or not any(env.data.rglob("*")), "bad input must not start anything"
+
+    return check
+
+
+def nothing_started_in_local(env: Env) -> Callable[[list[Outcome]], None]:
+    """The local executor launched no process (refused before launch: no pid.json anywhere)."""
+
+    def check(outcomes: list[Outcome]) -> None:
+        launched = [r for r in state_dirs(str(env.state_root)).values() if Path(r, "pid.json").exists()]
+        assert not launched, f"bad input must not start a process: {launched}"
 
     return check
 
@@ -456,6 +473,44 @@ def _(env: Env) -> Setup:
 
     op = typed_op(env, {"when": "yesterday-ish"}, {"when": datetime.datetime})
     return one(op, ["input 'when'", "ISO-8601", "'yesterday-ish'"], check=nothing_started(env))
+
+
+@case("op-input-nested-deeper-than-protobuf-reads", OP, FAIL)
+def _(env: Env) -> Setup:
+    # 50 list levels: accepted once, then nothing could parse inputs.pb and two tries burnt 8 minutes.
+    annotation: Any = int
+    value: Any = 1
+    for _level in range(50):
+        annotation, value = list[annotation], [value]  # type: ignore[valid-type]
+    op = typed_op(env, {"deep": value}, {"deep": annotation})
+    return one(op, ["input 'deep'", "nested", "deep"], check=nothing_started(env))
+
+
+@case("op-input-lone-surrogate", OP, FAIL)
+def _(env: Env) -> Setup:
+    op = typed_op(env, {"ok": "fine", "s": ["a", "b\ud800"]}, {"ok": str, "s": list[str]})
+    return one(op, ["input 's'[1]"], check=nothing_started(env))
+
+
+@case("op-environment-name-with-equals", OP, FAIL)
+def _(env: Env) -> Setup:
+    op = make_op(env, command=["python", "-c", "pass"], environment={"GOOD": "1", "BAD=NAME": "x"})
+    return one(op, ["'BAD=NAME'"], check=nothing_started_in_local(env))
+
+
+@case("op-nul-rendered-into-an-argument", OP, FAIL)
+def _(env: Env) -> Setup:
+    op = make_op(
+        env, command=["python", "-c", "pass", "{{.inputs.s}}"], input_types={"s": str}, inputs={"s": "a\x00b"}
+    )
+    return one(op, ["InvalidCommand", "argument 3"], check=nothing_started_in_local(env))
+
+
+@case("op-output-nan", OP, FAIL)
+def _(env: Env) -> Setup:
+    data = repr(outputs_bytes(y=float_literal(float("nan"))))
+    op = task_op(env, write_file("outputs.pb", data), "{{.outputPrefix}}", "0", output_types={"y": float})
+    return one(op, ["output 'y'", "finite"])
 
 
 @case("op-input-missing", OP, FAIL)
