@@ -87,7 +87,7 @@ from executors.local.records import CLAIM_BYTES, record_kill, state_dirs
 from executors.local.status import status_after_failure, status_from_disk
 from executors.local.validation import MAX_ARG_BYTES, invalid_launch, unshared_file
 from executors.local.waiters import SLOT_POLL, WAITER_TTL, Waiters
-from executors.outputs import OutputsResolver
+from executors.outputs import MAX_OUTPUTS_BYTES, OutputsResolver
 from executors.status import TaskStatus, permanent_failure
 from executors.storage import DataStore
 
@@ -133,6 +133,9 @@ class LocalExecutor(Executor):
         before is in ``.1``, so at most twice this on disk per stream; default 64 MiB).
     ``log_tail_bytes``
         how much of the log tail a failure message quotes (default 2000).
+    ``max_outputs_bytes``
+        the largest ``outputs.pb`` read back; a larger one fails the task without retry, naming
+        the file, its size and the cap (default 64 MiB).
     """
 
     id = "local"
@@ -147,6 +150,7 @@ class LocalExecutor(Executor):
         launch_timeout: float | str = 30.0,
         log_tail_bytes: int | str = 2000,
         max_log_bytes: int | str = DEFAULT_MAX_LOG_BYTES,
+        max_outputs_bytes: int | str = MAX_OUTPUTS_BYTES,
     ) -> None:
         self.max_concurrent = (
             0
@@ -161,6 +165,7 @@ class LocalExecutor(Executor):
         self.launch_timeout = seconds_option("launch_timeout", launch_timeout, positive=True)
         self.log_tail_bytes = whole_option("log_tail_bytes", log_tail_bytes, positive=False)
         self.max_log_bytes = whole_option("max_log_bytes", max_log_bytes, positive=True)
+        self.max_outputs_bytes = whole_option("max_outputs_bytes", max_outputs_bytes, positive=True)
         self._store = DataStore()
         self._outputs: OutputsResolver | None = None
         self._layout = Layout(self.state_root)
@@ -184,7 +189,7 @@ class LocalExecutor(Executor):
     async def initialize(self, params: ExecutorInitializationParameters) -> None:
         if params.data_store is not None:
             self._store = params.data_store
-        self._outputs = OutputsResolver(self._store)
+        self._outputs = OutputsResolver(self._store, max_outputs_bytes=self.max_outputs_bytes)
         self._waiters.enqueue = params.enqueue_owner
         await asyncio.to_thread(self._layout.make_state_root)
 
@@ -289,5 +294,5 @@ class LocalExecutor(Executor):
     async def resolve_outputs(
         self, task_ctx: TaskContext, *output_variables: str
     ) -> dict[str, literals_pb2.Literal]:
-        resolver = self._outputs or OutputsResolver(self._store)
+        resolver = self._outputs or OutputsResolver(self._store, max_outputs_bytes=self.max_outputs_bytes)
         return await resolver.resolve_outputs(task_ctx, *output_variables)

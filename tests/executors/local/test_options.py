@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from flyteidl.core import literals_pb2
 
+from executors import DataStore, ExecutorInitializationParameters
 from executors.local import LocalExecutor
+from executors.storage import DataTooLargeError
 
 
 @pytest.mark.parametrize(
@@ -27,6 +31,7 @@ from executors.local import LocalExecutor
         ("max_log_bytes", 0, "must be a whole number > 0, got 0"),
         ("max_log_bytes", "1e9", "must be a whole number > 0, got '1e9'"),
         ("log_tail_bytes", -1, "must be a whole number >= 0, got -1"),
+        ("max_outputs_bytes", 0, "must be a whole number > 0, got 0"),
         (
             "inherit_env",
             ["PATH", "A=B"],
@@ -54,3 +59,18 @@ def test_good_options_are_accepted_as_numbers_or_strings() -> None:
     assert LocalExecutor(max_concurrent=None).max_concurrent == 0
     assert LocalExecutor(max_concurrent="").max_concurrent == 0
     assert LocalExecutor().max_log_bytes == 64 << 20
+
+
+async def test_max_outputs_bytes_caps_what_is_read_back(tmp_path: Path, make_ctx: Any) -> None:
+    # The cap is configurable per executor (executor_options / [provider_executors] executor_config).
+    executor = LocalExecutor(state_root=str(tmp_path / "state"), max_outputs_bytes="1000")
+    store = DataStore()
+    await executor.initialize(ExecutorInitializationParameters(data_store=store))
+    ctx = make_ctx()
+    big = literals_pb2.LiteralMap()
+    big.literals["y"].scalar.primitive.integer = 1
+    big.literals["padding"].scalar.primitive.string_value = "x" * 5000
+    await store.write_protobuf(ctx.outputs_file, big)
+    with pytest.raises(DataTooLargeError, match=r"outputs\.pb: .* exceeds the 1000 bytes cap$"):
+        await executor.resolve_outputs(ctx, "y")
+    assert LocalExecutor().max_outputs_bytes == 64 << 20
