@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,14 @@ TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed
 
 class StackError(RuntimeError):
     """The stack did not come up, or a wait timed out; the message carries the diagnostics."""
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object file, or None while it is missing or half there."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return None
 
 
 def free_port() -> int:
@@ -562,6 +571,15 @@ class AirflowStack:
             if dag_id is None or dag_id in path.parts:
                 parts.append(f"----- {path.relative_to(self.home)} -----\n{tail(path, 20)}")
         return "\n".join(parts)
+
+
+def start_run(stack: AirflowStack, dag_id: str, label: str, *, timeout: float = 60) -> str:
+    """Unpause ``dag_id`` once the stack knows it, trigger a run ``<label>-<random>``; its run id."""
+    stack.client.wait_for_dag(dag_id, timeout=timeout)
+    stack.client.unpause(dag_id)
+    run_id = f"{label}-{uuid.uuid4().hex[:8]}"
+    stack.client.trigger(dag_id, run_id)
+    return run_id
 
 
 def attach_stack_logs(item: Any, report: Any, fixture: str) -> bool:

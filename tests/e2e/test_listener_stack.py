@@ -32,22 +32,26 @@ test executor.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
 import tempfile
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, group_alive, process_alive, wait_until
+from tests.e2e.airflow_stack import (
+    AirflowStack,
+    group_alive,
+    process_alive,
+    read_json,
+    start_run,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -133,21 +137,6 @@ def airflow_stack(request: pytest.FixtureRequest) -> Iterator[AirflowStack]:
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def start_run(stack: AirflowStack, dag_id: str, label: str) -> str:
-    stack.client.wait_for_dag(dag_id, timeout=90)
-    stack.client.unpause(dag_id)
-    run_id = f"{label}-{uuid.uuid4().hex[:8]}"
-    stack.client.trigger(dag_id, run_id)
-    return run_id
 
 
 def state_dir(stack: AirflowStack, pid: int) -> Path | None:
@@ -236,7 +225,7 @@ def api_server_says(stack: AirflowStack, text: str) -> bool:
 @pytest.mark.dag_id(DAG_ID)
 def test_mark_failed_while_the_triggerer_is_dead_kills_the_execution(airflow_stack: AirflowStack) -> None:
     stack = airflow_stack
-    run_id = start_run(stack, DAG_ID, "failed")
+    run_id = start_run(stack, DAG_ID, "failed", timeout=90)
     records, processes = deferred_tree(stack, run_id)
     MARKED[run_id] = ("failed", records)
     wait_until(lambda: stack.trigger_started(DAG_ID, run_id, TASK_ID), 60, "the trigger to run")
@@ -273,7 +262,7 @@ def test_mark_success_before_any_triggerer_ran_the_trigger_kills_the_execution(
     stack = airflow_stack
     if "triggerer" in stack.procs:  # the first test failed before stopping it
         stack.kill_component("triggerer", signal.SIGTERM, timeout=60)
-    run_id = start_run(stack, DAG_ID, "success")
+    run_id = start_run(stack, DAG_ID, "success", timeout=90)
     records, processes = deferred_tree(stack, run_id)
     MARKED[run_id] = ("success", records)
     time.sleep(1.0)  # a triggerer, if one ran, would have started the trigger by now
@@ -304,7 +293,7 @@ def test_a_new_triggerer_finds_nothing_broken(airflow_stack: AirflowStack) -> No
     # purpose: the new triggerer runs the two marked tasks' left-over triggers, which fire at once
     # (their executions are dead); on SQLite a trigger created after Airflow deleted those rows can
     # get one of their ids back and receive that stale event (see the module docstring).
-    quick_run = start_run(stack, QUICK_DAG_ID, "quick")
+    quick_run = start_run(stack, QUICK_DAG_ID, "quick", timeout=90)
     client.wait_for_task_state(QUICK_DAG_ID, quick_run, QUICK_TASK_ID, "deferred", timeout=90)
     assert no_triggerer(stack)
 

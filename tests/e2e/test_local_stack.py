@@ -8,7 +8,6 @@ local executor's files under ``<data_dir>/<dag>/<run>/<task>/<try>/``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import time
@@ -19,7 +18,14 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, wait_until
+from tests.e2e.airflow_stack import (
+    AirflowStack,
+    StackError,
+    process_alive,
+    read_json,
+    start_run,
+    wait_until,
+)
 from tests.e2e.conftest import POLL_INTERVAL
 
 pytestmark = pytest.mark.e2e
@@ -28,21 +34,6 @@ pytestmark = pytest.mark.e2e
 # is marked failed (FIELD-NOTES); the provider promises the kill within two poll intervals of that.
 ON_KILL_DELAY = 2.0
 KILL_BUDGET = 2 * POLL_INTERVAL + ON_KILL_DELAY
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
-
-
-def start_run(stack: AirflowStack, dag_id: str, label: str) -> str:
-    stack.client.wait_for_dag(dag_id, timeout=60)
-    stack.client.unpause(dag_id)
-    run_id = f"{label}-{uuid.uuid4().hex[:8]}"
-    stack.client.trigger(dag_id, run_id)
-    return run_id
 
 
 def wait_started(stack: AirflowStack, folder: Path, timeout: float = 20.0) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import signal
 import time
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, wait_until
+from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, read_json, wait_until
 from tests.local_state import state_dirs_under
 
 POLL_INTERVAL = 1.0
@@ -38,13 +37,6 @@ def action_params() -> list[Any]:
 
 def report(message: str) -> None:
     print(f"[reliability] {message}", flush=True)
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return None
 
 
 # -- evidence written by the WAITER command (tests/reliability/dags/reliability_dags.py) ----------
