@@ -11,6 +11,7 @@ trigger run in this process, so task callbacks can hand the exact exception back
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import importlib.util
 import itertools
 import json
@@ -88,6 +89,17 @@ def on_retry(context: Any) -> None:
 
 def on_failure(context: Any) -> None:
     _record("failure", context)
+
+
+def recording_default_args(**extra: Any) -> dict[str, Any]:
+    """``default_args`` of a test DAG: each retry's and failure's exception handed back to the test
+    (:data:`CALLBACKS`), retries without delay; ``extra`` adds to them (``retries=2``)."""
+    return {
+        "on_retry_callback": on_retry,
+        "on_failure_callback": on_failure,
+        "retry_delay": datetime.timedelta(seconds=0),
+        **extra,
+    }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ import os
 from airflow.sdk import DAG
 
 from airflow_provider.operators import ExecutorOperator
-from tests.airflow_provider.dagtest import on_failure, on_retry
+from tests.airflow_provider.dagtest import recording_default_args
 
 TEMPLATES = os.path.join(os.environ.get("AIRFLOW_HOME", "/nonexistent"), "provider-test-templates")
 MISSING_TEMPLATE = os.path.join(TEMPLATES, "does-not-exist.pb")
@@ -23,12 +23,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
-    default_args={
-        "retries": 2,
-        "retry_delay": dt.timedelta(seconds=0),
-        "on_retry_callback": on_retry,
-        "on_failure_callback": on_failure,
-    },
+    default_args=recording_default_args(retries=2),
 ) as dag:
     typed = {"command": ["python", "-c", "pass"], "input_types": {"count": int, "label": str}}
     ExecutorOperator(task_id="wrong_type", inputs={"count": "seven", "label": "x"}, **typed)

@@ -9,7 +9,7 @@ import datetime as dt
 from airflow.sdk import DAG, task
 
 from airflow_provider.operators import ExecutorOperator
-from tests.airflow_provider.dagtest import on_failure, on_retry
+from tests.airflow_provider.dagtest import recording_default_args
 
 ARGS = ["{{.input}}", "{{.outputPrefix}}", "{{.taskTemplatePath}}"]
 
@@ -51,11 +51,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
-    default_args={
-        "on_retry_callback": on_retry,
-        "on_failure_callback": on_failure,
-        "retry_delay": dt.timedelta(seconds=0),
-    },
+    default_args=recording_default_args(),
 ) as dag:
     for task_id, mode, retries in (
         ("error_pb_no_outputs", "always", 2),

@@ -16,7 +16,7 @@ from typing import Any, TypedDict
 
 from airflow.sdk import DAG, task
 
-from tests.airflow_provider.dagtest import on_failure, on_retry
+from tests.airflow_provider.dagtest import recording_default_args
 from tests.conformance.airflow_side import case_operator, load_index, selected
 from tests.conformance.cases import (
     CASES,
@@ -46,11 +46,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
-    default_args={
-        "on_retry_callback": on_retry,
-        "on_failure_callback": on_failure,
-        "retry_delay": dt.timedelta(seconds=0),
-    },
+    default_args=recording_default_args(),
 ) as dag:
     index = load_index()
     if index:

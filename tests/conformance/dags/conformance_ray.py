@@ -12,7 +12,7 @@ import os
 
 from airflow.sdk import DAG
 
-from tests.airflow_provider.dagtest import on_failure, on_retry
+from tests.airflow_provider.dagtest import recording_default_args
 from tests.conformance.airflow_side import case_operator, load_index, selected
 from tests.conformance.cases import RAY_ADDRESS_ENV, RAY_CASES, RAY_DAG_ID
 
@@ -21,11 +21,7 @@ with DAG(
     schedule=None,
     start_date=dt.datetime(2026, 1, 1),
     catchup=False,
-    default_args={
-        "on_retry_callback": on_retry,
-        "on_failure_callback": on_failure,
-        "retry_delay": dt.timedelta(seconds=0),
-    },
+    default_args=recording_default_args(),
 ) as dag:
     index = load_index()
     address = os.environ.get(RAY_ADDRESS_ENV)
