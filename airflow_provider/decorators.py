@@ -10,7 +10,7 @@
 
 The annotations become the task's typed interface (checked at DAG parse time), the return value
 lands in XCom like any ``@task``'s (a ``NamedTuple``/``TypedDict`` return gives one XCom per field),
-and the function runs on the executor through :mod:`executors.runner`.
+and the function runs on the executor through :mod:`executors.runtime.runner`.
 
 What must hold on the backend: the function's *source* travels with the task (as with
 ``@task.docker``), so it must be self-contained: import what it needs inside its body; the
@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
 
 from airflow_provider.operators import ExecutorOperator
-from executors.function_task import SINGLE_OUTPUT, function_template
+from executors.data.function_task import SINGLE_OUTPUT, function_template
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -109,7 +109,7 @@ def executor_task(
     cache_ignore_inputs=(...), retry_on=(ConnectionError,), retries=..., requests={...}, ...)``.
 
     Every :class:`ExecutorOperator` argument is accepted. ``retry_on`` lists exception classes (or
-    their names) that make a failure retryable, besides :class:`executors.task_io.RecoverableError`;
+    their names) that make a failure retryable, besides :class:`executors.runtime.task_io.RecoverableError`;
     any other exception fails the task without retry, its traceback in the task log.
     """
     return task_decorator_factory(

@@ -16,15 +16,8 @@ from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
 
-from executors import (
-    DataStore,
-    DataStoreEventRecorder,
-    ExecutionDriver,
-    Executor,
-    PollPolicy,
-    TaskContext,
-    TaskStatus,
-)
+from executors import DataStore, ExecutionDriver, Executor, PollPolicy, TaskContext, TaskStatus
+from executors.engine.events import DataStoreEventRecorder
 
 
 @dataclasses.dataclass(frozen=True)

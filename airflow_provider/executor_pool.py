@@ -26,8 +26,8 @@ from executors import (
 )
 from executors.catalog import FsspecCatalog
 from executors.catalog.gate import CachingExecutor
-from executors.driver import Waker
-from executors.events import DataStoreEventRecorder
+from executors.engine.driver import Waker
+from executors.engine.events import DataStoreEventRecorder
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseHook, Connection
 
 from executors.catalog import FsspecCatalog
-from executors.storage import DataStore, protocol_of
+from executors.data.storage import DataStore, protocol_of
 
 
 def _extra(conn: Connection, conn_id: str) -> dict[str, Any]:

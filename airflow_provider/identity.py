@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flyteidl.core import identifier_pb2, tasks_pb2
 
-from executors.storage import join, path_segment
+from executors.data.storage import join, path_segment
 
 PROJECT = "airflow"
 

@@ -30,15 +30,10 @@ from airflow_provider.secrets import MissingSecretError, resolve_secrets
 from airflow_provider.template_field import TaskTemplateField
 from airflow_provider.triggers import ExecutorTrigger
 from executors import (
-    CorruptDataError,
     DataStore,
-    DataStoreError,
     ExecutionDriver,
     Executor,
     ExecutorsError,
-    InterfaceMismatchError,
-    LiteralConversionError,
-    OutputsError,
     OwnerReference,
     PollPolicy,
     TaskContext,
@@ -46,15 +41,21 @@ from executors import (
     TaskOverrides,
     TaskPhase,
     TaskStatus,
-    get_executor_class,
     known_executor_ids,
 )
 from executors.catalog import CacheKey, cache_key, is_cacheable
-from executors.context import default_checkpoint_prefix
-from executors.literals import from_literal_map, to_literal_map
-from executors.resources import resources_from_mapping
-from executors.storage import RefusedDataError, is_local, local_path
-from executors.task_template import (
+from executors.core.context import default_checkpoint_prefix
+from executors.core.errors import (
+    CorruptDataError,
+    DataStoreError,
+    InterfaceMismatchError,
+    LiteralConversionError,
+    OutputsError,
+)
+from executors.core.resources import resources_from_mapping
+from executors.data.literals import from_literal_map, to_literal_map
+from executors.data.storage import RefusedDataError, is_local, local_path
+from executors.data.task_template import (
     TaskTemplateSource,
     build_task_template,
     load_task_template,
@@ -62,6 +63,7 @@ from executors.task_template import (
     template_from_dict,
     template_to_dict,
 )
+from executors.engine.registry import get_executor_class
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

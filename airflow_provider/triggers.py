@@ -18,7 +18,7 @@ from airflow_provider.execution import (
     read_template,
 )
 from executors import DataStore, ErrorOrigin, TaskError, TaskStatus, retryable_failure
-from executors.driver import Waker
+from executors.engine.driver import Waker
 
 _background: set[asyncio.Task[Any]] = set()
 """Strong references to detached tasks (kills, warm-up): the loop keeps only weak ones."""

@@ -42,7 +42,7 @@ FLAT_TARGET = 1.5
 
 
 def _template() -> Any:
-    from executors.task_template import build_task_template
+    from executors.data.task_template import build_task_template
 
     return build_task_template(
         ["true"], name="bench.catalog", inputs={"x": int}, outputs={"y": int}, cache=True, cache_version="1"
@@ -84,7 +84,7 @@ def _artifact_bytes(key: Any, outputs: Any) -> bytes:
 def _fill(catalog: Any, template: Any, count: int) -> float:
     """Write ``count`` entries (inputs x = 0..count-1) straight to their files; returns seconds."""
     from executors.catalog import CacheKey, cache_key, inputs_hash
-    from executors.storage import local_path
+    from executors.data.storage import local_path
 
     base = cache_key(template, _inputs(0))
     ignore = list(template.metadata.cache_ignore_input_vars)
@@ -133,7 +133,7 @@ async def _measure_sizes(workdir: Path, sizes: tuple[int, ...], samples: int) ->
     """Fill one catalog per size, then time hits and misses in blocks that alternate between the
     sizes (and between ours and the baselines), so a change in machine load hits all alike."""
     from executors.catalog import FsspecCatalog, cache_key
-    from executors.storage import local_path
+    from executors.data.storage import local_path
 
     template = _template()
     setups: dict[int, dict[str, Any]] = {}
@@ -215,7 +215,7 @@ async def _measure_puts(root: Path, start: int, count: int) -> dict[str, float]:
     await asyncio.gather(*(put(i, o) for _, i, o in items[count:]))
     concurrent = count / (time.perf_counter() - t0)
 
-    from executors.storage import local_path
+    from executors.data.storage import local_path
 
     raw_items = []
     for _, inputs, outputs in items[:count]:
@@ -230,8 +230,8 @@ async def _measure_puts(root: Path, start: int, count: int) -> dict[str, float]:
 
 def _key_cost(quick: bool) -> list[dict[str, Any]]:
     from executors.catalog import cache_key
-    from executors.literals import interface_from_python, to_literal_map
-    from executors.task_template import build_task_template
+    from executors.data.literals import interface_from_python, to_literal_map
+    from executors.data.task_template import build_task_template
 
     mb = 1_000_000
     shapes: list[tuple[str, Any, Any]] = [

@@ -39,8 +39,8 @@ def _timeline(stack: Any, dag_id: str, run_id: str, triggered_at: float, ended_a
     from pathlib import Path
 
     from benchmarks.common import percentile
-    from executors.local.executor import state_dirs
-    from executors.storage import path_segment
+    from executors.backends.local.executor import state_dirs
+    from executors.data.storage import path_segment
 
     run_dir = Path(stack.data_dir) / path_segment(dag_id) / path_segment(run_id)
     starts, ends, seen = [], [], []

@@ -1,4 +1,4 @@
-"""Benchmark 3: Python values to a flyteidl LiteralMap and back, ``executors.literals`` vs flytekit.
+"""Benchmark 3: Python values to a flyteidl LiteralMap and back, ``executors.data.literals`` vs flytekit.
 
 Runs in its own interpreter, ``.venv-flytekit`` (scripts/setup-flytekit.sh; flytekit must not enter the
 project's venv); ``benchmarks.run`` creates that venv when it is missing (:func:`ensure_venv`) and runs this
@@ -84,7 +84,7 @@ def run(quick: bool) -> Report:
     from flytekit.core.type_engine import TypeEngine
     from flytekit.models.literals import LiteralMap as ModelLiteralMap
 
-    from executors.literals import from_literal_map, interface_from_python, to_literal_map
+    from executors.data.literals import from_literal_map, interface_from_python, to_literal_map
 
     report = Report("3. literal conversion")
     report.environment = {"flytekit": flytekit.__version__, "interpreter": sys.executable}

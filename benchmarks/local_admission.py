@@ -33,8 +33,8 @@ from executors import (
     TaskExecutionID,
     TaskPhase,
 )
-from executors.local import LocalExecutor
-from executors.local.executor import state_dirs
+from executors.backends.local import LocalExecutor
+from executors.backends.local.executor import state_dirs
 
 FULL = (200, 1.0, 4)  # tasks, seconds each, max_concurrent
 QUICK = (24, 0.5, 4)

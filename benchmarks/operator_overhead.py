@@ -45,14 +45,8 @@ INSTANT_ID = "bench-instant"
 def _register_instant_executor() -> None:
     from flyteidl.core import literals_pb2, tasks_pb2
 
-    from executors import (
-        Executor,
-        ExecutorInitializationParameters,
-        TaskContext,
-        TaskPhase,
-        TaskStatus,
-        default_registry,
-    )
+    from executors import Executor, ExecutorInitializationParameters, TaskContext, TaskPhase, TaskStatus
+    from executors.engine.registry import default_registry
 
     class InstantExecutor(Executor):
         """RUNNING at once on start (or SUCCEEDED when the config says so); outputs from memory."""

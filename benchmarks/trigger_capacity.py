@@ -71,7 +71,7 @@ def _prepare_folders(root: Path, n: int) -> list[str]:
     from airflow_provider.execution import ExecutionHandle
     from airflow_provider.identity import execution_folder, task_execution_identifier
     from executors import OwnerReference, PollPolicy, TaskContext, TaskExecutionID, TaskPhase
-    from executors.task_template import build_task_template
+    from executors.data.task_template import build_task_template
 
     template = build_task_template(
         ["python", "-c", "pass", "{{.input}}", "{{.outputPrefix}}"],
@@ -118,14 +118,8 @@ SEEN: set[str] | None = set()
 def _register_memory_executor() -> None:
     from flyteidl.core import literals_pb2, tasks_pb2
 
-    from executors import (
-        Executor,
-        ExecutorInitializationParameters,
-        TaskContext,
-        TaskPhase,
-        TaskStatus,
-        default_registry,
-    )
+    from executors import Executor, ExecutorInitializationParameters, TaskContext, TaskPhase, TaskStatus
+    from executors.engine.registry import default_registry
 
     running = TaskStatus(TaskPhase.RUNNING)
 

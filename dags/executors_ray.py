@@ -3,7 +3,7 @@
 Needs a Ray head whose dashboard (Jobs API) answers at ``RAY_DASHBOARD_ADDRESS`` (default
 ``http://127.0.0.1:8265``), e.g. ``ray start --head --dashboard-host 127.0.0.1
 --include-dashboard true``, with this project installed in the Ray nodes' Python environment
-(the command imports ``executors.task_io``). With a dashboard on this machine the default data dir
+(the command imports ``executors.runtime.task_io``). With a dashboard on this machine the default data dir
 (a local folder) works; for a remote cluster the data dir must be an object store or a shared
 mount (see "The Ray executor" in README.md).
 """

@@ -26,15 +26,15 @@ from typing import Any
 
 from flyteidl.core import identifier_pb2, literals_pb2
 
-from executors.context import TaskContext, TaskExecutionID
-from executors.driver import ExecutionDriver, PollPolicy
-from executors.errors import ExecutorsError
-from executors.events import DataStoreEventRecorder
-from executors.interface import ExecutorInitializationParameters
-from executors.literals import from_literal_map, to_literal_map
-from executors.registry import create_executor
-from executors.storage import DataStore, join
-from executors.task_template import build_task_template, load_task_template
+from executors.core.context import TaskContext, TaskExecutionID
+from executors.core.errors import ExecutorsError
+from executors.core.interface import ExecutorInitializationParameters
+from executors.data.literals import from_literal_map, to_literal_map
+from executors.data.storage import DataStore, join
+from executors.data.task_template import build_task_template, load_task_template
+from executors.engine.driver import ExecutionDriver, PollPolicy
+from executors.engine.events import DataStoreEventRecorder
+from executors.engine.registry import create_executor
 
 _SIMPLE: dict[str, Any] = {
     "int": int,

@@ -1,7 +1,7 @@
 """Where the local executor keeps its records of an execution, for tests that look at them.
 
 The records (``claim``, ``pid.json``, ``exit.json``, ``killed.json``, ...) live under the executor's
-``state_root``, out of the task's reach, not in the execution folder (see executors/local/executor.py).
+``state_root``, out of the task's reach, not in the execution folder (see executors/backends/local/executor.py).
 Tests know an execution by its folder; these helpers find its records from there.
 """
 
@@ -11,7 +11,7 @@ import json
 import os
 from pathlib import Path
 
-from executors.local.executor import state_dirs
+from executors.backends.local.executor import state_dirs
 
 CONFIG_ENV = "AIRFLOW__PROVIDER_EXECUTORS__EXECUTOR_CONFIG"
 

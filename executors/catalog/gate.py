@@ -28,20 +28,20 @@ from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
 
+from executors.backends.outputs import OutputsResolver
 from executors.catalog.key import CacheKey, cache_key, is_cacheable
 from executors.catalog.store import FsspecCatalog
-from executors.context import TaskContext
-from executors.interface import (
+from executors.core.context import TaskContext
+from executors.core.interface import (
     Executor,
     ExecutorInitializationParameters,
     ExecutorProperties,
     MetricsScope,
     NullMetrics,
 )
-from executors.outputs import OutputsResolver
-from executors.phase import TaskPhase
-from executors.status import ErrorOrigin, TaskError, TaskStatus, not_ready_failure
-from executors.storage import DataStore
+from executors.core.phase import TaskPhase
+from executors.core.status import ErrorOrigin, TaskError, TaskStatus, not_ready_failure
+from executors.data.storage import DataStore
 
 log = logging.getLogger(__name__)
 

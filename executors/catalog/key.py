@@ -27,7 +27,7 @@ from flyteidl.core import interface_pb2, literals_pb2, tasks_pb2
 from flyteidl.datacatalog import datacatalog_pb2
 from google.protobuf import json_format
 
-from executors.errors import ExecutorsError
+from executors.core.errors import ExecutorsError
 
 
 class CacheKeyError(ExecutorsError, ValueError):

@@ -26,8 +26,8 @@ from flyteidl.datacatalog import datacatalog_pb2
 from google.protobuf import json_format
 
 from executors.catalog.key import CacheKey, cache_key
-from executors.errors import DataNotFoundError
-from executors.storage import DataStore, is_local, join, local_path, path_segment
+from executors.core.errors import DataNotFoundError
+from executors.data.storage import DataStore, is_local, join, local_path, path_segment
 
 ENTRY_SUFFIX = ".pb"
 RESERVATION_SUFFIX = ".reservation"

@@ -25,7 +25,7 @@ from executors import (
     TaskPhase,
     TaskStatus,
 )
-from executors.storage import local_path
+from executors.data.storage import local_path
 
 SCRIPTED_ID = "scripted-test"
 

@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from flyteidl.core import types_pb2
 
 from airflow_provider import executor_task
-from executors import LiteralConversionError
+from executors.core.errors import LiteralConversionError
 from tests.airflow_provider import dagtest
 from tests.airflow_provider.dagtest import DagTestRun
 

@@ -31,8 +31,9 @@ from airflow_provider.identity import execution_folder
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.triggers import ExecutorTrigger
-from executors import TaskPhase, default_registry
-from executors.task_template import build_task_template, template_to_dict
+from executors import TaskPhase
+from executors.data.task_template import build_task_template, template_to_dict
+from executors.engine.registry import default_registry
 from tests.airflow_provider import dagtest
 from tests.airflow_provider.dagtest import DagTestRun
 from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor, recorded_calls_in

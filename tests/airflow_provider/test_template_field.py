@@ -12,7 +12,7 @@ from airflow.sdk import DAG
 
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.template_field import TaskTemplateField
-from executors.task_template import build_task_template, template_from_dict
+from executors.data.task_template import build_task_template, template_from_dict
 
 CONTEXT: dict[str, Any] = {"ds": "2026-01-01", "run_id": "manual__x"}
 

@@ -35,7 +35,7 @@ from executors import (
     TaskPhase,
     TaskStatus,
 )
-from executors.local import LocalExecutor
+from executors.backends.local import LocalExecutor
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 
 POLICY = PollPolicy(interval=0.1, max_backoff=0.3, jitter=0.0, unknown_limit=10, call_timeout=30.0)

@@ -33,8 +33,8 @@ from tests.conformance.cases import (
     SELECTED_ENV,
 )
 
-# The private Ray head of tests/executors/ray (its helpers imported, not copied).
-from tests.executors.ray.conftest import RayHead, start_ray_head, stop_ray_head
+# The private Ray head of tests/executors/backends/ray (its helpers imported, not copied).
+from tests.executors.backends.ray.conftest import RayHead, start_ray_head, stop_ray_head
 
 FLYTEKIT_SIDE = Path(__file__).resolve().parent / "flytekit_side.py"
 BUNDLE_NAME = "conformance-dags"
@@ -281,7 +281,7 @@ def local_run(
 @pytest.fixture(scope="module")
 def conformance_ray_head() -> Iterator[RayHead]:
     """A private Ray head for this module only: stopped when the conformance tests are done, so it
-    never runs beside tests/executors/ray's own session head."""
+    never runs beside tests/executors/backends/ray's own session head."""
     t0 = time.monotonic()
     head = start_ray_head()
     TIMINGS["Ray head start"] = time.monotonic() - t0

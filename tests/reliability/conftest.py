@@ -7,7 +7,7 @@ gets a tiny ``*.dist-info`` on its ``PYTHONPATH`` whose entry point registers th
 executor ``crashy-local`` (crashy_executor.py) in the worker *and* in the triggerer, exactly as an
 installed third-party executor would be.
 
-``rel_ray``: a private Ray head (started like tests/executors/ray does: its own ports and temp dir,
+``rel_ray``: a private Ray head (started like tests/executors/backends/ray does: its own ports and temp dir,
 stopped by pid), started only when a Ray test runs.
 
 Missing PostgreSQL or drivers FAIL the suite (they never skip it) with the exact install command.
@@ -154,7 +154,7 @@ class RelRay:
 
 @pytest.fixture(scope="session")
 def rel_ray() -> Iterator[RelRay]:
-    from tests.executors.ray.conftest import start_ray_head, stop_ray_head
+    from tests.executors.backends.ray.conftest import start_ray_head, stop_ray_head
 
     head = start_ray_head()
     report(f"Ray head up in {head.startup_seconds:.1f}s, dashboard {head.address}")

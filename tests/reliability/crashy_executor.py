@@ -22,7 +22,7 @@ import time
 from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors import TaskContext, TaskPhase, TaskStatus
-from executors.local import LocalExecutor
+from executors.backends.local import LocalExecutor
 
 CRASH_LOG = "crashes.txt"
 

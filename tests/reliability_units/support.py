@@ -34,10 +34,10 @@ from executors import (
     TaskExecutionID,
     TaskPhase,
     TaskStatus,
-    default_registry,
 )
-from executors.literals import from_literal_map
-from executors.local import LocalExecutor
+from executors.backends.local import LocalExecutor
+from executors.data.literals import from_literal_map
+from executors.engine.registry import default_registry
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 from tests.fake_ti import FakeTI
 from tests.local_state import state_dir_of

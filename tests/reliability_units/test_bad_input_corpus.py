@@ -6,7 +6,7 @@ Every row of :data:`CASES` says what goes wrong, at which level, and the exact f
   underneath, ``deferrable=False`` so everything happens in the call): ``AirflowFailException``
   (failed, no retry), ``AirflowException`` (retried), another exception class (Airflow retries
   it too), or ``success`` (hostile names that must simply work);
-* executor level (``executors.local.LocalExecutor`` and ``executors.ExecutionDriver`` directly):
+* executor level (``executors.backends.local.LocalExecutor`` and ``executors.ExecutionDriver`` directly):
   the final phase (``PERMANENT_FAILURE``, ``RETRYABLE_FAILURE``, ``UNDEFINED``, ``SUCCEEDED``),
   ``SUCCEEDED->Error`` when the execution succeeds but ``resolve_outputs`` raises ``Error``, or the
   exception class a direct call raises.
@@ -49,14 +49,13 @@ from executors import (
     TaskExecutionID,
     TaskPhase,
     TaskStatus,
-    UnknownExecutorError,
     create_executor,
-    generated_name_for,
 )
-from executors.context import default_output_prefix
-from executors.local import LocalExecutor
-from executors.local.executor import state_dirs
-from executors.task_template import build_task_template, template_to_dict
+from executors.backends.local import LocalExecutor
+from executors.backends.local.executor import state_dirs
+from executors.core.context import default_output_prefix, generated_name_for
+from executors.core.errors import UnknownExecutorError
+from executors.data.task_template import build_task_template, template_to_dict
 from tests.conftest import INT, make_identifier, make_template, python_template
 from tests.reliability_units.support import (
     DOUBLE,

@@ -34,7 +34,7 @@ from executors import (
     TaskPhase,
     TaskStatus,
 )
-from executors.local import LocalExecutor
+from executors.backends.local import LocalExecutor
 from tests.conftest import INT, make_identifier, python_template
 from tests.reliability_units.flaky_fs import FlakyLocalFileSystem, FlakyMemoryFileSystem
 from tests.reliability_units.support import (

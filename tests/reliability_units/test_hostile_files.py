@@ -48,9 +48,9 @@ from executors import (
     TaskPhase,
     TaskStatus,
 )
-from executors.local import LocalExecutor
-from executors.outputs import REFUSED_ERROR_FILE
-from executors.storage import RefusedDataError
+from executors.backends.local import LocalExecutor
+from executors.backends.outputs import REFUSED_ERROR_FILE
+from executors.data.storage import RefusedDataError
 from tests.conftest import INT, make_identifier, python_template
 from tests.reliability_units.hostile_files import (
     MiB,

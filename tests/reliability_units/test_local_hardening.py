@@ -15,7 +15,7 @@ import pytest
 
 from executors import PollPolicy, TaskPhase
 from tests.conftest import make_template, python_template
-from tests.executors.local.helpers import kill_marked, new_marker, processes_with
+from tests.executors.backends.local.helpers import kill_marked, new_marker, processes_with
 from tests.reliability_units.support import (
     DOUBLE,
     int_inputs,

@@ -12,7 +12,7 @@ import datetime as dt
 from airflow.sdk import DAG
 
 from airflow_provider.operators import ExecutorOperator
-from executors import default_registry
+from executors.engine.registry import default_registry
 from tests.airflow_provider.dagtest import on_failure, on_retry
 from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor
 

@@ -55,7 +55,7 @@ with DAG(
     def flaky(x: int) -> int:
         import os
 
-        from executors.task_io import RecoverableError
+        from executors.runtime.task_io import RecoverableError
 
         if os.environ["FLYTE_ATTEMPT_NUMBER"] == "0":
             raise RecoverableError("busy, try again")

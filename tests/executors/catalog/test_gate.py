@@ -19,11 +19,11 @@ from executors import (
     TaskContext,
     TaskPhase,
 )
+from executors.backends.local import LocalExecutor
 from executors.catalog import FsspecCatalog
 from executors.catalog.gate import CachingExecutor
-from executors.literals import from_literal_map, to_literal_map
-from executors.local import LocalExecutor
-from executors.task_template import build_task_template
+from executors.data.literals import from_literal_map, to_literal_map
+from executors.data.task_template import build_task_template
 
 SCRIPT = """
 import sys, time

@@ -9,8 +9,8 @@ import pytest
 from flyteidl.core import literals_pb2
 
 from executors.catalog import CacheKeyError, cache_key
-from executors.literals import to_literal_map
-from executors.task_template import build_task_template
+from executors.data.literals import to_literal_map
+from executors.data.task_template import build_task_template
 
 
 def template(**overrides: object):  # type: ignore[no-untyped-def]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from flyteidl.core import identifier_pb2, literals_pb2
 
-from executors import CorruptDataError
 from executors.catalog import FsspecCatalog, cache_key
-from executors.literals import to_literal_map
-from executors.task_template import build_task_template
+from executors.core.errors import CorruptDataError
+from executors.data.literals import to_literal_map
+from executors.data.task_template import build_task_template
 
 TEMPLATE = build_task_template(
     ["true"],

@@ -1,0 +1,616 @@
+"""RayExecutor: runs a container task's command as a Ray job, through the dashboard's Jobs REST API.
+
+The command (``container.command + container.args``, Flyte placeholders filled) becomes the job's
+shell entrypoint; the container image is ignored, as the Ray cluster's own Python environment runs
+it. The executor talks to the dashboard (``POST /api/jobs/``, ``GET /api/jobs/{id}``,
+``POST /api/jobs/{id}/stop``, ``GET /api/jobs/{id}/logs``) with one ``httpx.AsyncClient`` per
+executor instance, so it never blocks the event loop and needs no Ray installation on the Airflow
+side.
+
+Identity and idempotence: the job's ``submission_id`` is the execution's generated name. Everything
+the executor needs later lives in Ray (the job) or in the data store (``outputs.pb``/``error.pb``),
+so any process can check or stop a job another one submitted; a second submit of the same name is
+refused by Ray ("already exists") and treated as a re-attach.
+
+Where the data must live (the rule)
+    Ray workers read ``inputs.pb`` and ``task.pb`` and write ``outputs.pb``/``error.pb`` *on the
+    Ray nodes*, so the execution's data dir must be reachable from every node under the same name:
+
+    * an object-store URL (``s3://``, ``gs://``, ``abfs://``, ...), or
+    * a shared filesystem path (NFS, ...) mounted at the same path on every Ray node and here.
+
+    A local path (plain path or ``file://``) is accepted without question only when the dashboard
+    address is a loopback address (``127.x``, ``localhost``, ``::1``: the cluster runs on this
+    machine). With any other address the start fails with a PERMANENT_FAILURE
+    (``DataDirNotShared``) saying so, unless ``allow_local_data_dir=True`` declares the path a
+    shared mount. ``memory://`` lives in this process only and always fails.
+
+Status mapping (``GET /api/jobs/{id}``)
+    PENDING -> QUEUED; RUNNING -> RUNNING; SUCCEEDED -> SUCCEEDED once the declared outputs exist
+    (else PERMANENT_FAILURE ``OutputsNotFound``); FAILED -> what ``error.pb`` says when the task
+    wrote one (RECOVERABLE: retryable, otherwise permanent; a corrupt one is retryable naming the
+    file), else RETRYABLE_FAILURE with Ray's message, error type and driver exit code; STOPPED ->
+    PERMANENT_FAILURE ``Stopped``; a job Ray does not know -> UNDEFINED naming the submission id.
+    A dashboard that cannot be reached (connection error, timeout, HTTP 5xx) is UNKNOWN: the engine
+    keeps asking, it is never a failure by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import ipaddress
+import json
+import math
+import os
+import re
+import shlex
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from flyteidl.core import literals_pb2, tasks_pb2
+
+from executors.backends.container import (
+    container_command,
+    status_after_success,
+    status_from_error_file,
+    task_environment,
+)
+from executors.backends.outputs import OutputsResolver
+from executors.core.context import TaskContext
+from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
+from executors.core.phase import TaskPhase
+from executors.core.resources import merged_resources, resource_value
+from executors.core.status import (
+    ErrorOrigin,
+    TaskError,
+    TaskStatus,
+    permanent_failure,
+    retryable_failure,
+    unknown_status,
+)
+from executors.data.storage import DataStore, is_local, local_path, protocol_of
+
+DEFAULT_ADDRESS = "http://127.0.0.1:8265"
+MAX_MESSAGE_CHARS = 2000
+"""Ray's failure message carries the last 20,000 characters of the job's logs; we keep a tail."""
+
+# -- Kubernetes quantities -------------------------------------------------------------------------
+
+_QUANTITY_RE = re.compile(
+    r"^\s*(?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<suffix>[A-Za-z]*)\s*$"
+)
+_SUFFIXES: dict[str, float] = {
+    "": 1.0,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+    "Ei": 2.0**60,
+}
+
+
+def parse_quantity(value: str | float | int, *, what: str = "quantity") -> float:
+    """A Kubernetes resource quantity as a number: ``"500m"`` -> 0.5, ``"2"`` -> 2.0,
+    ``"1Gi"`` -> 1073741824.0, ``"1.5G"`` -> 1.5e9, ``"1e3"`` -> 1000.0.
+
+    Suffixes are case-sensitive, as in Kubernetes (``m`` is milli, ``M`` mega). A value that is
+    not a quantity, negative, or not finite is a ValueError naming ``what``.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{what}: {value!r} is not a resource quantity")
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        match = _QUANTITY_RE.match(str(value))
+        if match is None or match.group("suffix") not in _SUFFIXES:
+            known = ", ".join(s for s in _SUFFIXES if s)
+            raise ValueError(
+                f"{what}: {value!r} is not a resource quantity (a number with an optional suffix: {known})"
+            )
+        number = float(match.group("number")) * _SUFFIXES[match.group("suffix")]
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{what}: {value!r} must be a finite, non-negative quantity")
+    return number
+
+
+def ray_entrypoint_resources(resources: tasks_pb2.Resources) -> dict[str, float | int]:
+    """``entrypoint_num_cpus`` / ``entrypoint_num_gpus`` / ``entrypoint_memory`` for a job.
+
+    Requests are used; a resource with only a limit uses the limit (as Kubernetes defaults a
+    request to its limit). Memory is in bytes (rounded up), CPUs and GPUs may be fractional.
+    """
+    out: dict[str, float | int] = {}
+    for name, key, label in (
+        (tasks_pb2.Resources.CPU, "entrypoint_num_cpus", "cpu"),
+        (tasks_pb2.Resources.GPU, "entrypoint_num_gpus", "gpu"),
+        (tasks_pb2.Resources.MEMORY, "entrypoint_memory", "memory"),
+    ):
+        text = resource_value(resources, name)
+        if text is None:
+            text = resource_value(resources, name, limits=True)
+        if text is None or text == "":
+            continue
+        number = parse_quantity(text, what=f"resources {label}")
+        out[key] = math.ceil(number) if key == "entrypoint_memory" else number
+    return out
+
+
+# -- small helpers -----------------------------------------------------------------------------------
+
+
+def _as_bool(value: bool | str | int | None) -> bool:
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("", "0", "false", "no", "off", "none"):
+            return False
+        raise ValueError(f"not a boolean: {value!r}")
+    return bool(value)
+
+
+def _as_mapping(value: Mapping[str, Any] | str | None, what: str) -> dict[str, Any]:
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"RayExecutor {what}: not a JSON object: {exc}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"RayExecutor {what}: expected a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def _default_address() -> str:
+    env = os.environ.get("RAY_ADDRESS", "")
+    if env.startswith(("http://", "https://")):
+        return env
+    return DEFAULT_ADDRESS
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """``127.x``, ``::1``, ``localhost`` (and ``*.localhost``)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """The first line and the tail of a long text."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    first = text.split("\n", 1)[0][: limit // 4]
+    tail = text[-(limit - len(first)) :]
+    tail = tail.split("\n", 1)[-1] if "\n" in tail else tail
+    return f"{first}\n...\n{tail}"
+
+
+_AGENT_REJECTED_RE = re.compile(r"Request failed with status code 4\d\d")
+_EXCEPTION_LINE_RE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): .+$", re.MULTILINE)
+
+
+def _ray_message(response: httpx.Response) -> str:
+    """What the dashboard said: a JSON ``message``, or (Ray answers errors with a plain-text
+    traceback) the last exception line of the traceback, or the text itself."""
+    text = response.text.strip()
+    try:
+        body = response.json()
+    except ValueError:
+        exceptions = _EXCEPTION_LINE_RE.findall(text)
+        if exceptions:
+            return str(exceptions[-1]).strip()
+        return text or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        for key in ("message", "msg", "detail", "error"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return text
+
+
+class _Unreachable(Exception):
+    """The dashboard could not be reached or answered with a server error: transient."""
+
+
+def _tail_bytes(text: str, max_bytes: int) -> str:
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= max_bytes:
+        return text
+    cut = data[-max_bytes:].decode("utf-8", errors="ignore")
+    return "..." + (cut.split("\n", 1)[-1] if "\n" in cut else cut)
+
+
+class RayExecutor(Executor):
+    """Run container tasks as Ray jobs (Ray Jobs REST API of the dashboard).
+
+    Configuration (keyword arguments; strings are accepted so they can come from a config file):
+
+    ``address``
+        the dashboard URL (default: ``$RAY_ADDRESS`` when it is an http(s) URL, else
+        ``http://127.0.0.1:8265``).
+    ``headers``
+        extra HTTP headers for every request (a mapping or a JSON object string), e.g. for a proxy.
+    ``token``
+        sent as ``Authorization: Bearer <token>``.
+    ``request_timeout``
+        seconds one HTTP request may take (default 30); beyond it the call answers UNKNOWN.
+    ``runtime_env``
+        a Ray runtime environment (mapping or JSON) merged into every job's: ``pip``,
+        ``working_dir``, ``env_vars`` (the task's own variables win), ...
+    ``allow_local_data_dir``
+        the data dir is a local path that is mounted identically on every Ray node (see the
+        module docstring); without it a local data dir requires a loopback dashboard address.
+    """
+
+    id = "ray"
+
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        headers: Mapping[str, str] | str | None = None,
+        token: str | None = None,
+        request_timeout: float | str = 30.0,
+        runtime_env: Mapping[str, Any] | str | None = None,
+        allow_local_data_dir: bool | str = False,
+    ) -> None:
+        self.address = (address or _default_address()).rstrip("/")
+        if not self.address.startswith(("http://", "https://")):
+            raise ValueError(f"RayExecutor address {self.address!r}: expected an http(s) dashboard URL")
+        self.headers = {str(k): str(v) for k, v in _as_mapping(headers, "headers").items()}
+        if token:
+            self.headers["Authorization"] = f"Bearer {token}"
+        self.request_timeout = float(request_timeout)
+        self.runtime_env = _as_mapping(runtime_env, "runtime_env")
+        env_vars = self.runtime_env.get("env_vars", {})
+        if not isinstance(env_vars, Mapping):
+            raise ValueError("RayExecutor runtime_env.env_vars: expected a mapping of strings")
+        self.allow_local_data_dir = _as_bool(allow_local_data_dir)
+        self._store = DataStore()
+        self._outputs: OutputsResolver | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    def get_properties(self) -> ExecutorProperties:
+        return ExecutorProperties(requires_finalizer=True)
+
+    async def initialize(self, params: ExecutorInitializationParameters) -> None:
+        if params.data_store is not None:
+            self._store = params.data_store
+        self._outputs = OutputsResolver(self._store)
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                base_url=self.address,
+                headers=self.headers,
+                timeout=httpx.Timeout(self.request_timeout),
+            )
+
+    async def close(self) -> None:
+        """Close the HTTP client."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    # -- HTTP ----------------------------------------------------------------------------------
+
+    async def _request(
+        self, method: str, path: str, *, raise_5xx: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        """One request; :class:`_Unreachable` for connection trouble, timeouts and (unless
+        ``raise_5xx`` is false) HTTP 5xx."""
+        if self._client is None:
+            raise RuntimeError("RayExecutor.initialize() was not called")
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise _Unreachable(
+                f"the Ray dashboard at {self.address} did not answer {method} {path} within "
+                f"{self.request_timeout:g}s ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise _Unreachable(
+                f"the Ray dashboard at {self.address} cannot be reached ({type(exc).__name__}: {exc})"
+            ) from exc
+        if raise_5xx and response.status_code >= 500:
+            raise _Unreachable(
+                f"the Ray dashboard at {self.address} answered {method} {path} with HTTP "
+                f"{response.status_code}: {_shorten(_ray_message(response), 500)}"
+            )
+        return response
+
+    def _job_path(self, task_ctx: TaskContext) -> str:
+        return f"/api/jobs/{urllib.parse.quote(task_ctx.generated_name, safe='')}"
+
+    # -- start ---------------------------------------------------------------------------------
+
+    async def start_task(
+        self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, inputs: literals_pb2.LiteralMap
+    ) -> TaskStatus:
+        unreachable = self._data_dir_problem(task_ctx)
+        if unreachable is not None:
+            return permanent_failure(TaskError("DataDirNotShared", unreachable, ErrorOrigin.USER))
+        command = container_command(self.id, task, task_ctx, inputs)
+        if isinstance(command, TaskStatus):
+            return command
+        try:
+            resources = ray_entrypoint_resources(
+                merged_resources(task.container.resources, task_ctx.overrides.resources)
+            )
+        except ValueError as exc:
+            return permanent_failure(TaskError("InvalidResources", str(exc), ErrorOrigin.USER))
+        await self._make_local_folders(task_ctx)
+        body: dict[str, Any] = {
+            "entrypoint": shlex.join(command),
+            "submission_id": task_ctx.generated_name,
+            "runtime_env": self._runtime_env(task_ctx, task),
+            "metadata": self._metadata(task_ctx),
+            **resources,
+        }
+        try:
+            response = await self._request("POST", "/api/jobs/", json=body, raise_5xx=False)
+        except _Unreachable as exc:
+            return unknown_status(TaskError("RayUnreachable", str(exc), ErrorOrigin.SYSTEM))
+        if response.status_code in (400, 500) and "already exists" in response.text:
+            # Submitted before (a restart, a retried call): re-attach, never submit twice. Ray
+            # answers 400 in some versions and 500 (with the agent's traceback) in 2.60.
+            return await self.check_task_status(task_ctx, task)
+        if response.status_code >= 500 and _AGENT_REJECTED_RE.search(response.text):
+            # The head relays the job agent's "invalid request" (HTTP 400) as a 500 (Ray 2.60).
+            return permanent_failure(
+                TaskError(
+                    "RayRejectedJob",
+                    f"the Ray dashboard at {self.address} refused job {task_ctx.generated_name}: "
+                    f"{_shorten(_ray_message(response))}",
+                    ErrorOrigin.USER,
+                )
+            )
+        if response.status_code >= 500:
+            return unknown_status(
+                TaskError(
+                    "RayUnreachable",
+                    f"the Ray dashboard at {self.address} answered the submission of "
+                    f"{task_ctx.generated_name} with HTTP {response.status_code}: "
+                    f"{_shorten(_ray_message(response), 500)}",
+                    ErrorOrigin.SYSTEM,
+                )
+            )
+        if response.is_success:
+            return TaskStatus(TaskPhase.QUEUED, state=self._state(task_ctx, response, "PENDING"))
+        return permanent_failure(
+            TaskError(
+                "RayRejectedJob",
+                f"the Ray dashboard at {self.address} refused job {task_ctx.generated_name} "
+                f"(HTTP {response.status_code}): {_shorten(_ray_message(response))}",
+                ErrorOrigin.USER,
+            )
+        )
+
+    def _data_dir_problem(self, task_ctx: TaskContext) -> str | None:
+        """Why Ray workers could not reach this execution's files, or ``None`` when they can."""
+        references = {
+            "inputs_file": task_ctx.inputs_file,
+            "outputs_file": task_ctx.outputs_file,
+            "error_file": task_ctx.error_file,
+            "task_template_file": task_ctx.task_template_file,
+        }
+        for name, ref in references.items():
+            if protocol_of(ref) == "memory":
+                return (
+                    f"{name} {ref} is in this process's memory and Ray workers cannot read it; use an "
+                    "object store (s3://, gs://, ...) or a filesystem path shared by every Ray node "
+                    "for the data dir"
+                )
+        host = urllib.parse.urlsplit(self.address).hostname
+        if self.allow_local_data_dir or is_loopback_host(host):
+            return None
+        for name, ref in references.items():
+            if is_local(ref):
+                return (
+                    f"the data dir is a local path ({name} {ref}) but the Ray dashboard at "
+                    f"{self.address} is not on this machine, so Ray workers cannot read inputs.pb or "
+                    "write outputs.pb there; use an object-store URL (s3://, gs://, ...) for the data "
+                    "dir, or a shared filesystem path mounted identically on every Ray node and set "
+                    "allow_local_data_dir=True"
+                )
+        return None
+
+    async def _make_local_folders(self, task_ctx: TaskContext) -> None:
+        def make() -> None:
+            for ref in (
+                task_ctx.outputs_file,
+                task_ctx.raw_output_prefix + "/x",
+                task_ctx.checkpoint_prefix + "/x",
+            ):
+                if is_local(ref):
+                    os.makedirs(os.path.dirname(local_path(ref)), exist_ok=True)
+
+        # A convenience for commands that open ``<outputPrefix>/outputs.pb`` directly; a shared
+        # mount we cannot write to here is the workers' business, not a reason to fail the start.
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(make)
+
+    def _runtime_env(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, Any]:
+        env = task_environment(task_ctx, task)
+        runtime_env = copy.deepcopy(self.runtime_env)
+        configured = {str(k): str(v) for k, v in (runtime_env.get("env_vars") or {}).items()}
+        runtime_env["env_vars"] = {**configured, **env}
+        return runtime_env
+
+    @staticmethod
+    def _metadata(task_ctx: TaskContext) -> dict[str, str]:
+        metadata = {str(k): str(v) for k, v in task_ctx.labels.items()}
+        metadata.update(
+            {
+                "submitted_by": "airflow-provider-executors",
+                "owner_id": task_ctx.owner_id,
+                "generated_name": task_ctx.generated_name,
+                "task_name": task_ctx.task_execution_id.id.task_id.name,
+                "retry_attempt": str(task_ctx.task_execution_id.id.retry_attempt),
+            }
+        )
+        if task_ctx.owner_reference is not None:
+            metadata["owner_kind"] = task_ctx.owner_reference.kind
+            metadata["owner_name"] = task_ctx.owner_reference.name
+        return metadata
+
+    @staticmethod
+    def _state(task_ctx: TaskContext, response: httpx.Response | None, ray_status: str) -> dict[str, Any]:
+        state: dict[str, Any] = {"submission_id": task_ctx.generated_name, "ray_status": ray_status}
+        if response is not None:
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if isinstance(body, dict) and body.get("job_id"):
+                state["job_id"] = str(body["job_id"])
+        return state
+
+    # -- status --------------------------------------------------------------------------------
+
+    async def check_task_status(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> TaskStatus:
+        try:
+            response = await self._request("GET", self._job_path(task_ctx))
+        except _Unreachable as exc:
+            return unknown_status(TaskError("RayUnreachable", str(exc), ErrorOrigin.SYSTEM))
+        name = task_ctx.generated_name
+        if response.status_code == 404:
+            return TaskStatus(
+                TaskPhase.UNDEFINED,
+                err=TaskError(
+                    "NotStarted",
+                    f"the Ray dashboard at {self.address} knows no job with submission id {name} "
+                    "(never submitted, or the cluster was replaced)",
+                    ErrorOrigin.SYSTEM,
+                ),
+            )
+        if not response.is_success:
+            return unknown_status(
+                TaskError(
+                    "RayStatusError",
+                    f"GET {self._job_path(task_ctx)} answered HTTP {response.status_code}: "
+                    f"{_shorten(_ray_message(response), 500)}",
+                    ErrorOrigin.SYSTEM,
+                )
+            )
+        try:
+            info = response.json()
+        except ValueError:
+            info = None
+        if not isinstance(info, dict):
+            return unknown_status(
+                TaskError("RayStatusError", f"job {name}: the dashboard answered no JSON object")
+            )
+        ray_status = str(info.get("status", ""))
+        state = self._state(task_ctx, response, ray_status)
+        if ray_status == "PENDING":
+            return TaskStatus(TaskPhase.QUEUED, state=state)
+        if ray_status == "RUNNING":
+            return TaskStatus(TaskPhase.RUNNING, state=state)
+        if ray_status == "SUCCEEDED":
+            what = f"Ray job {task_ctx.generated_name} succeeded"
+            return (await status_after_success(self._store, task_ctx, task, what=what)).with_state(state)
+        if ray_status == "FAILED":
+            return (await self._status_after_failure(task_ctx, info)).with_state(state)
+        if ray_status == "STOPPED":
+            message = str(info.get("message") or "").strip()
+            return permanent_failure(
+                TaskError(
+                    "Stopped",
+                    f"Ray job {name} was stopped" + (f": {_shorten(message)}" if message else ""),
+                    ErrorOrigin.SYSTEM,
+                )
+            ).with_state(state)
+        return unknown_status(
+            TaskError("RayStatusError", f"job {name}: unrecognized Ray job status {ray_status!r}")
+        ).with_state(state)
+
+    async def _status_after_failure(self, task_ctx: TaskContext, info: Mapping[str, Any]) -> TaskStatus:
+        from_file = await status_from_error_file(self._store, task_ctx)
+        if from_file is not None:
+            return from_file
+        exit_code = info.get("driver_exit_code")
+        error_type = info.get("error_type")
+        message = _shorten(str(info.get("message") or "no message"))
+        pairs = (("error_type", error_type), ("driver_exit_code", exit_code))
+        details = ", ".join(f"{k}={v}" for k, v in pairs if v is not None)
+        code = f"ExitCode{exit_code}" if isinstance(exit_code, int) else str(error_type or "RayJobFailed")
+        origin = ErrorOrigin.USER if isinstance(exit_code, int) else ErrorOrigin.SYSTEM
+        return retryable_failure(
+            TaskError(
+                code,
+                f"Ray job {task_ctx.generated_name} failed"
+                + (f" ({details})" if details else "")
+                + f": {message}",
+                origin,
+            )
+        )
+
+    # -- kill ------------------------------------------------------------------------------------
+
+    async def kill_task(self, task_ctx: TaskContext, reason: str) -> None:
+        """Ask Ray to stop the job. A finished or unknown job is fine; an unreachable dashboard
+        raises (the engine retries, since ``requires_finalizer``).
+
+        Ray limitation (2.60): a job still PENDING (waiting for resources) is only stopped once
+        its supervisor gets resources, and its entrypoint may start briefly before the stop
+        lands; until then Ray reports it PENDING (or FAILED after ``RAY_JOB_START_TIMEOUT_SECONDS``).
+        """
+        try:
+            response = await self._request("POST", self._job_path(task_ctx) + "/stop")
+        except _Unreachable as exc:
+            raise ConnectionError(f"cannot stop Ray job {task_ctx.generated_name}: {exc}") from exc
+        if response.is_success or response.status_code == 404:
+            return
+        raise RuntimeError(
+            f"stopping Ray job {task_ctx.generated_name} failed (HTTP {response.status_code}): "
+            f"{_shorten(_ray_message(response), 500)}"
+        )
+
+    # -- extras ----------------------------------------------------------------------------------
+
+    def get_run_url(self, task_ctx: TaskContext) -> str | None:
+        return f"{self.address}/#/jobs/{task_ctx.generated_name}"
+
+    async def read_logs(self, task_ctx: TaskContext, max_bytes: int = 64_000) -> str | None:
+        """The tail of the job's logs; ``None`` when the dashboard has none or cannot be reached
+        (this is best effort: it must never fail the task)."""
+        try:
+            response = await self._request("GET", self._job_path(task_ctx) + "/logs")
+            if not response.is_success:
+                return None
+            body = response.json()
+        except (_Unreachable, ValueError, httpx.HTTPError):
+            return None
+        logs = body.get("logs") if isinstance(body, dict) else None
+        if not isinstance(logs, str) or not logs.strip():
+            return None
+        header = f"----- Ray job {task_ctx.generated_name} ({self.get_run_url(task_ctx)}) -----\n"
+        return header + _tail_bytes(logs.strip(), max_bytes)
+
+    # -- outputs ---------------------------------------------------------------------------------
+
+    async def resolve_outputs(
+        self, task_ctx: TaskContext, *output_variables: str
+    ) -> dict[str, literals_pb2.Literal]:
+        resolver = self._outputs or OutputsResolver(self._store)
+        return await resolver.resolve_outputs(task_ctx, *output_variables)

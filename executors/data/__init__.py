@@ -1,0 +1,1 @@
+"""Data: Flyte literals <-> Python values, task templates, and storage through fsspec."""

@@ -1,0 +1,209 @@
+"""A typed Python function as a Flyte container task (the core of ``@task.executor``).
+
+:func:`function_template` turns a function into a ``TaskTemplate``: its annotations become the
+typed interface, its source travels in ``TaskTemplate.custom`` (like ``@task.docker``), and the
+container command runs :mod:`executors.runtime.runner`, which reads ``inputs.pb``, calls the function and
+writes ``outputs.pb`` or ``error.pb``.
+
+Outputs follow Flyte: a ``NamedTuple`` or ``TypedDict`` return annotation gives one output per
+field; ``None`` gives none; anything else is the single output ``o0``.
+
+Enum parameters travel as their values (an enum literal is a string); :func:`enum_inputs` records
+each enum class (module, name, members) so that the runner hands the function the *member*.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import textwrap
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from flyteidl.core import tasks_pb2
+
+from executors.core.errors import LiteralConversionError
+from executors.data.literals import literal_type_from_python
+from executors.data.task_template import build_task_template
+
+RUNNER_COMMAND = [
+    "python",
+    "-m",
+    "executors.runtime.runner",
+    "{{.input}}",
+    "{{.outputPrefix}}",
+    "{{.taskTemplatePath}}",
+]
+
+SINGLE_OUTPUT = "o0"
+
+
+def _is_named_tuple(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, tuple) and hasattr(tp, "_fields")
+
+
+def output_types(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
+    """``(kind, {name: annotation})`` with kind ``none``, ``single``, ``namedtuple`` or ``typeddict``."""
+    hints = typing.get_type_hints(fn)
+    if "return" not in hints:
+        raise LiteralConversionError(
+            f"function {fn.__qualname__} return", "a return annotation (use -> None for no output)", "none"
+        )
+    ret = hints["return"]
+    if ret is None or ret is type(None):
+        return "none", {}
+    if _is_named_tuple(ret) or typing.is_typeddict(ret):
+        kind, fields = ("namedtuple" if _is_named_tuple(ret) else "typeddict"), typing.get_type_hints(ret)
+    else:
+        kind, fields = "single", {SINGLE_OUTPUT: ret}
+    for name, tp in fields.items():
+        literal_type_from_python(tp, path=f"function {fn.__qualname__} return {name!r}")
+    return kind, dict(fields)
+
+
+def _return_type_name(fn: Callable[..., Any]) -> str:
+    return str(typing.get_type_hints(fn)["return"].__name__)
+
+
+def input_types(fn: Callable[..., Any], *, reserved: Sequence[str] = ()) -> dict[str, Any]:
+    """The annotated parameters; ``*args``/``**kwargs``, missing annotations and reserved names
+    (Airflow context keys: the function runs elsewhere and gets only its inputs) are errors."""
+    hints = typing.get_type_hints(fn)
+    types: dict[str, Any] = {}
+    for name, param in inspect.signature(fn).parameters.items():
+        where = f"function {fn.__qualname__} parameter {name!r}"
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise LiteralConversionError(where, "a named, annotated parameter", str(param))
+        if name in reserved:
+            raise LiteralConversionError(
+                where, "a task input (the function runs on the executor, without Airflow's context)",
+                "an Airflow context key",
+            )  # fmt: skip
+        if name not in hints:
+            raise LiteralConversionError(where, "a type annotation", "none")
+        literal_type_from_python(hints[name], path=where)  # unsupported: fail now, naming it
+        types[name] = hints[name]
+    return types
+
+
+def _enum_key(cls: type[enum.Enum]) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def enum_descriptor(tp: Any) -> dict[str, Any] | None:
+    """Where enums sit in an annotation, for the runner to turn values back into members.
+
+    ``{"enum": key}`` for an ``Enum`` class (a key of :func:`enum_types`), ``{"list": d}`` /
+    ``{"dict": d}`` / ``{"union": [d, ...]}`` around one, ``None`` for a type holding no enum.
+    """
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return {"enum": _enum_key(tp)}
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is list and len(args) == 1:
+        inner = enum_descriptor(args[0])
+        return {"list": inner} if inner else None
+    if origin is dict and len(args) == 2:
+        inner = enum_descriptor(args[1])
+        return {"dict": inner} if inner else None
+    if origin is typing.Union or origin is types.UnionType:
+        variants = [enum_descriptor(arg) for arg in args]
+        return {"union": variants} if any(variants) else None
+    return None
+
+
+def enum_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{parameter: enum_descriptor}`` for the parameters whose annotation holds an enum."""
+    found = {name: enum_descriptor(tp) for name, tp in inputs.items()}
+    return {name: descriptor for name, descriptor in found.items() if descriptor}
+
+
+def _enums_in(tp: Any, found: dict[str, type[enum.Enum]]) -> None:
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        found.setdefault(_enum_key(tp), tp)
+    for arg in typing.get_args(tp):
+        _enums_in(arg, found)
+
+
+def enum_types(fn: Callable[..., Any], *annotated: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every enum class the annotations name (inputs and outputs), by key: its name, module,
+    qualified name and members, and whether the runner may import it (not when it is defined in the
+    function's own module: that is the DAG file, which must not run on the backend)."""
+    found: dict[str, type[enum.Enum]] = {}
+    for types_by_name in annotated:
+        for tp in types_by_name.values():
+            _enums_in(tp, found)
+    return {
+        key: {
+            "name": cls.__name__,
+            "module": cls.__module__,
+            "qualname": cls.__qualname__,
+            "members": [[member.name, member.value] for member in cls],
+            "importable": cls.__module__ != fn.__module__,
+        }
+        for key, cls in found.items()
+    }
+
+
+def function_source(fn: Callable[..., Any]) -> tuple[str, int]:
+    """The function's own source (decorators removed, dedented) and the line its ``def`` is on."""
+    raw, first = inspect.getsourcelines(fn)
+    lines = textwrap.dedent("".join(raw)).splitlines()
+    # Everything above the ``def`` line is decorators (possibly spanning several lines).
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith(("def ", "async def ")))
+    return "\n".join(lines[start:]) + "\n", first + start
+
+
+def function_template(
+    fn: Callable[..., Any],
+    *,
+    name: str,
+    reserved_inputs: Sequence[str] = (),
+    recoverable_exceptions: Sequence[type[BaseException] | str] = (),
+    cache: bool = False,
+    cache_version: str = "",
+    cache_serializable: bool = False,
+    cache_ignore_inputs: Sequence[str] = (),
+    retries: int = 0,
+    secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
+) -> tasks_pb2.TaskTemplate:
+    """The TaskTemplate running ``fn`` through :mod:`executors.runtime.runner`. Raises
+    :class:`LiteralConversionError` naming the parameter for an unsupported annotation."""
+    if inspect.iscoroutinefunction(fn):
+        raise LiteralConversionError(
+            f"function {fn.__qualname__}", "a plain (not async) function", "async def"
+        )
+    kind, outputs = output_types(fn)
+    inputs = input_types(fn, reserved=reserved_inputs)
+    template = build_task_template(
+        RUNNER_COMMAND,
+        name=name,
+        inputs=inputs,
+        outputs=outputs,
+        cache=cache,
+        cache_version=cache_version,
+        cache_serializable=cache_serializable,
+        cache_ignore_inputs=cache_ignore_inputs,
+        retries=retries,
+        secrets=secrets,
+    )
+    source, line = function_source(fn)
+    template.custom.update(
+        {
+            "python_source": source,
+            "source_file": inspect.getsourcefile(fn) or "<unknown>",
+            "source_line": line,
+            "function_name": fn.__name__,
+            "output_kind": kind,
+            "output_type_name": _return_type_name(fn) if kind in ("namedtuple", "typeddict") else "",
+            "output_names": list(outputs),
+            "input_enums": enum_inputs(inputs),
+            "enum_types": enum_types(fn, inputs, outputs),
+            "recoverable_exceptions": [
+                e if isinstance(e, str) else f"{e.__module__}.{e.__qualname__}"
+                for e in recoverable_exceptions
+            ],
+        }
+    )
+    return template

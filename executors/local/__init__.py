@@ -1,7 +1,0 @@
-"""The local process executor: the embedded default, needs nothing else running."""
-
-from __future__ import annotations
-
-from executors.local.executor import LocalExecutor
-
-__all__ = ["LocalExecutor"]

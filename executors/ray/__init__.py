@@ -1,7 +1,0 @@
-"""The Ray executor: runs container tasks as Ray jobs through the dashboard's Jobs REST API."""
-
-from __future__ import annotations
-
-from executors.ray.executor import RayExecutor, parse_quantity
-
-__all__ = ["RayExecutor", "parse_quantity"]

@@ -1,0 +1,199 @@
+"""Runs a function task (``python -m executors.runtime.runner <inputs.pb> <output prefix> <task.pb>``).
+
+It reads the function's source from ``TaskTemplate.custom`` (written by
+:func:`executors.data.function_task.function_template`), calls it with the inputs from ``inputs.pb``
+and writes ``outputs.pb``. When the function raises, the traceback goes to stderr (and so to the
+Airflow task log) and ``error.pb`` says whether to retry: an exception that is a
+:class:`executors.runtime.task_io.RecoverableError`, or whose class (or a base class) is listed in the
+task's ``recoverable_exceptions``, is retryable; every other one is a permanent user error.
+
+Inputs reach the function as the plain values of :mod:`executors.data.literals`, except that an enum
+parameter (also inside ``list``, ``dict`` or ``Optional``) gets the enum *member*: of the enum class
+itself when its module can be imported here, else of a stand-in class with the same name and
+members (also given to the function under that name, as the class lives in the DAG file).
+
+A return value that does not match the declared outputs (wrong type, missing NamedTuple field, ...)
+is a permanent user error too (retrying would return the same value), its code the conversion
+error's class and its message naming the output (``output 'o0': expected integer, got str 'x'``).
+
+The function's source is executed as the task itself (what the DAG author wrote); no data is ever
+unpickled or evaluated: inputs and outputs are flyteidl literals.
+"""
+
+from __future__ import annotations
+import __future__
+
+import collections
+import enum
+import importlib
+import sys
+import traceback
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from google.protobuf import json_format
+
+from executors.core.errors import InterfaceMismatchError, LiteralConversionError
+from executors.data.function_task import SINGLE_OUTPUT
+from executors.runtime.task_io import RecoverableError, load_template, read_inputs, write_error, write_outputs
+
+
+def _outputs(kind: str, result: Any, type_name: str) -> dict[str, Any]:
+    if kind == "none":
+        return {}
+    if kind == "single":
+        return {SINGLE_OUTPUT: result}
+    if kind == "namedtuple":
+        if not (isinstance(result, tuple) and hasattr(result, "_asdict")):
+            raise LiteralConversionError(
+                "output", f"{type_name} (a NamedTuple)", f"{type(result).__name__} {result!r:.60}"
+            )
+        return dict(result._asdict())
+    if not isinstance(result, Mapping):
+        raise LiteralConversionError(
+            "output", f"{type_name} (a TypedDict)", f"{type(result).__name__} {result!r:.60}"
+        )
+    return dict(result)
+
+
+def _recoverable(exc: BaseException, names: list[str]) -> bool:
+    if isinstance(exc, RecoverableError):
+        return True
+    for cls in type(exc).__mro__:
+        if f"{cls.__module__}.{cls.__qualname__}" in names or cls.__qualname__ in names:
+            return True
+    return False
+
+
+def _provide_return_type(namespace: dict[str, Any], custom: dict[str, Any]) -> None:
+    """A NamedTuple/TypedDict return type lives in the DAG file, not in the function's source:
+    give the function a stand-in with the same name and fields."""
+    type_name = custom.get("output_type_name")
+    if not type_name:
+        return
+    fields = list(custom.get("output_names", []))
+    if custom.get("output_kind") == "namedtuple":
+        namespace[type_name] = collections.namedtuple(type_name, fields)
+    else:
+        namespace[type_name] = dict
+
+
+def _is_enum(candidate: Any) -> bool:
+    return isinstance(candidate, type) and issubclass(candidate, enum.Enum)
+
+
+def _members(cls: Any) -> list[list[Any]]:
+    return [[member.name, member.value] for member in cls]
+
+
+def _importable_enum(spec: dict[str, Any]) -> type[enum.Enum] | None:
+    """The enum class itself, if its module imports here and it still has the recorded members."""
+    module_name, qualname = str(spec.get("module", "")), str(spec.get("qualname", ""))
+    if not spec.get("importable") or not module_name or module_name == "__main__" or "<" in qualname:
+        return None
+    try:
+        found: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except Exception:  # not installed here, or no longer has it
+        return None
+    if _is_enum(found) and _members(found) == spec["members"]:
+        return typing.cast(type[enum.Enum], found)
+    return None
+
+
+def _stand_in(name: str, members: list[list[Any]], module: str) -> type[enum.Enum]:
+    pairs = [(str(member), value) for member, value in members]
+    stand_in: Any = enum.Enum(name, pairs, module=module)  # type: ignore[misc]
+    return typing.cast(type[enum.Enum], stand_in)
+
+
+def _enum_classes(namespace: dict[str, Any], custom: dict[str, Any]) -> dict[str, type[enum.Enum]]:
+    """The enum classes the function's annotations name, by key, each also given to the function
+    under its name (it may write ``Color.RED``, and a DAG file's class is not here)."""
+    classes: dict[str, type[enum.Enum]] = {}
+    for key, spec in dict(custom.get("enum_types") or {}).items():
+        cls = _importable_enum(spec)
+        if cls is None:
+            cls = _stand_in(str(spec["name"]), spec["members"], namespace["__name__"])
+        classes[key] = cls
+        namespace.setdefault(str(spec["name"]), cls)
+    return classes
+
+
+def _enum_converter(descriptor: Any, classes: dict[str, type[enum.Enum]]) -> Any:
+    """A function turning a plain value into the value with enum members (see function_task)."""
+    if "enum" in descriptor:
+        cls = classes[descriptor["enum"]]
+        return lambda value: value if value is None else cls(value)
+    if "list" in descriptor:
+        element = _enum_converter(descriptor["list"], classes)
+        return lambda value: value if value is None else [element(item) for item in value]
+    if "dict" in descriptor:
+        entry = _enum_converter(descriptor["dict"], classes)
+        return lambda value: value if value is None else {key: entry(item) for key, item in value.items()}
+    # A union: the first variant (holding an enum) that takes the value, else the value as it is.
+    variants = [_enum_converter(variant, classes) for variant in descriptor["union"] if variant]
+
+    def union(value: Any) -> Any:
+        for variant in variants:
+            try:
+                return variant(value)
+            except (ValueError, TypeError, AttributeError):
+                continue
+        return value
+
+    return union
+
+
+def _prepare_enums(namespace: dict[str, Any], custom: dict[str, Any]) -> dict[str, Any]:
+    """Provide the enum classes to the function (in ``namespace``) and return the converter of every
+    enum-holding input."""
+    classes = _enum_classes(namespace, custom)
+    descriptors = dict(custom.get("input_enums") or {})
+    return {name: _enum_converter(descriptor, classes) for name, descriptor in descriptors.items()}
+
+
+def main(argv: list[str]) -> int:
+    inputs_file, output_prefix, template_file = argv[:3]
+    template = load_template(template_file)
+    custom = json_format.MessageToDict(template.custom)
+    name = custom["function_name"]
+    namespace: dict[str, Any] = {"__name__": f"executor_task_{name}"}
+    _provide_return_type(namespace, custom)
+    try:
+        converters = _prepare_enums(namespace, custom)
+        # Annotations stay unevaluated: they may name types of the DAG file that are not here.
+        # Padded to its line in the DAG file, so tracebacks point at the DAG author's own lines.
+        source = "\n" * (int(custom.get("source_line", 1)) - 1) + custom["python_source"]
+        flags = __future__.annotations.compiler_flag
+        code = compile(source, custom.get("source_file", f"<task {name}>"), "exec", flags=flags)
+        exec(code, namespace)
+        function = namespace[name]
+        kwargs = read_inputs(inputs_file, template_file)
+        for key, convert in converters.items():
+            if key in kwargs:
+                kwargs[key] = convert(kwargs[key])
+        result = function(**kwargs)
+    except BaseException as exc:
+        text = traceback.format_exc()
+        print(text, file=sys.stderr, flush=True)
+        recoverable = _recoverable(exc, list(custom.get("recoverable_exceptions", [])))
+        write_error(output_prefix, f"{type(exc).__name__}: {exc}\n\n{text}", code=type(exc).__name__,
+                    recoverable=recoverable)  # fmt: skip
+        return 1
+    try:
+        values = _outputs(custom.get("output_kind", "single"), result, custom.get("output_type_name", ""))
+        write_outputs(output_prefix, values, template_file)  # converts (and may refuse) before writing
+    except (LiteralConversionError, InterfaceMismatchError) as exc:
+        # The function returned something its annotation does not allow: every retry would too.
+        message = f"{exc} (the return value of {name} does not match its declared outputs)"
+        print(message, file=sys.stderr, flush=True)
+        write_error(output_prefix, message, code=type(exc).__name__, recoverable=False)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,405 @@
+"""The local executor, for real: real processes, real files, real flyteidl protobufs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+from flyteidl.core import errors_pb2, execution_pb2, literals_pb2, tasks_pb2
+
+from executors import (
+    DataStore,
+    ErrorOrigin,
+    ExecutorInitializationParameters,
+    TaskContext,
+    TaskPhase,
+    TaskStatus,
+)
+from executors.backends.local import LocalExecutor
+from tests.conftest import DOUBLER, INT, make_template, python_template
+
+DOUBLE_TEMPLATE = python_template(
+    DOUBLER, "{{.input}}", "{{.outputPrefix}}", inputs={"x": INT}, outputs={"y": INT}
+)
+
+
+def int_inputs(**values: int) -> literals_pb2.LiteralMap:
+    lm = literals_pb2.LiteralMap()
+    for k, v in values.items():
+        lm.literals[k].scalar.primitive.integer = v
+    return lm
+
+
+@pytest.fixture
+async def executor(tmp_path: Path, store: DataStore) -> LocalExecutor:
+    ex = LocalExecutor(state_root=str(tmp_path / "state"), kill_grace_period=2)
+    await ex.initialize(ExecutorInitializationParameters(data_store=store))
+    return ex
+
+
+async def start(
+    executor: LocalExecutor, store: DataStore, ctx: TaskContext, template: tasks_pb2.TaskTemplate,
+    inputs: literals_pb2.LiteralMap | None = None,
+) -> TaskStatus:  # fmt: skip
+    inputs = inputs if inputs is not None else literals_pb2.LiteralMap()
+    await store.write_protobuf(ctx.inputs_file, inputs)
+    return await executor.start_task(ctx, template, inputs)
+
+
+async def wait_final(
+    executor: LocalExecutor, ctx: TaskContext, template: tasks_pb2.TaskTemplate, timeout: float = 20
+) -> TaskStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await executor.check_task_status(ctx, template)
+        if status.phase.is_final_for_execution():
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still {status} after {timeout}s")
+
+
+async def test_success_with_typed_outputs(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    first = await start(executor, store, ctx, DOUBLE_TEMPLATE, int_inputs(x=21))
+    assert first.phase is TaskPhase.RUNNING
+    assert (await wait_final(executor, ctx, DOUBLE_TEMPLATE)).phase is TaskPhase.SUCCEEDED
+    outputs = await executor.resolve_outputs(ctx, "y")
+    assert outputs["y"].scalar.primitive.integer == 42
+    stdout, _ = executor.log_paths(ctx)
+    assert Path(stdout).read_text() == "doubled 21\n"
+    assert stdout == os.path.join(ctx.data_dir, "logs", "stdout.log")
+
+
+def error_script(kind: str) -> str:
+    return textwrap.dedent(
+        f"""
+        import sys
+        from flyteidl.core import errors_pb2, execution_pb2
+        doc = errors_pb2.ErrorDocument()
+        doc.error.code = "BadThing"
+        doc.error.message = "the input was odd"
+        doc.error.kind = errors_pb2.ContainerError.{kind}
+        doc.error.origin = execution_pb2.ExecutionError.USER
+        open(sys.argv[1] + "/error.pb", "wb").write(doc.SerializeToString())
+        sys.exit(1)
+        """
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "phase"),
+    [("RECOVERABLE", TaskPhase.RETRYABLE_FAILURE), ("NON_RECOVERABLE", TaskPhase.PERMANENT_FAILURE)],
+)
+async def test_user_error_via_error_pb(
+    kind: str,
+    phase: TaskPhase,
+    executor: LocalExecutor,
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+) -> None:
+    ctx = make_ctx()
+    template = python_template(error_script(kind), "{{.outputPrefix}}")
+    await start(executor, store, ctx, template)
+    status = await wait_final(executor, ctx, template)
+    assert status.phase is phase
+    assert status.err is not None
+    assert (status.err.code, status.err.message, status.err.origin) == (
+        "BadThing",
+        "the input was odd",
+        ErrorOrigin.USER,
+    )
+
+
+async def test_crash_is_retryable_with_the_log_tail(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    script = "import sys\nfor i in range(5000): print('line', i, file=sys.stderr)\nraise SystemExit(3)"
+    template = python_template(script)
+    await start(executor, store, ctx, template)
+    status = await wait_final(executor, ctx, template)
+    assert status.phase is TaskPhase.RETRYABLE_FAILURE
+    assert status.err is not None and status.err.code == "ExitCode3"
+    assert "exited with code 3" in status.err.message
+    assert "line 4999" in status.err.message and "line 10\n" not in status.err.message
+    assert len(status.err.message) < 2500  # huge logs are tailed, not copied
+
+
+async def test_command_not_found_is_permanent(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    template = make_template(["definitely-not-a-command-xyz", "arg"])
+    status = await start(executor, store, ctx, template)
+    assert status.phase is TaskPhase.PERMANENT_FAILURE
+    assert status.err is not None and status.err.code == "CommandNotFound"
+    assert "definitely-not-a-command-xyz" in status.err.message
+    assert (await executor.check_task_status(ctx, template)).phase is TaskPhase.PERMANENT_FAILURE
+
+
+async def test_exit_zero_without_declared_outputs_is_permanent(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    template = python_template("pass", outputs={"y": INT})
+    await start(executor, store, ctx, template)
+    status = await wait_final(executor, ctx, template)
+    assert status.phase is TaskPhase.PERMANENT_FAILURE
+    assert status.err is not None and status.err.code == "OutputsNotFound"
+    assert "outputs.pb" in status.err.message and "y" in status.err.message
+
+
+async def test_template_without_container_is_permanent(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    template = tasks_pb2.TaskTemplate(type="sql")
+    template.id.name = "my.sql.task"
+    status = await executor.start_task(make_ctx(), template, literals_pb2.LiteralMap())
+    assert status.phase is TaskPhase.PERMANENT_FAILURE
+    assert (
+        status.err is not None
+        and "my.sql.task" in status.err.message
+        and "no container" in status.err.message
+    )
+
+
+async def test_unknown_placeholder_is_permanent(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    status = await executor.start_task(
+        make_ctx(), make_template(["echo", "{{.nope}}"]), literals_pb2.LiteralMap()
+    )
+    assert status.phase is TaskPhase.PERMANENT_FAILURE
+    assert (
+        status.err is not None and status.err.code == "InvalidCommand" and "{{.nope}}" in status.err.message
+    )
+
+
+async def test_memory_data_dir_is_rejected(
+    executor: LocalExecutor, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    ctx = TaskContext(task_execution_id=ctx.task_execution_id, data_dir="memory://somewhere/x")
+    status = await executor.start_task(ctx, DOUBLE_TEMPLATE, int_inputs(x=1))
+    assert status.phase is TaskPhase.PERMANENT_FAILURE
+    assert status.err is not None and "memory://somewhere/x/inputs.pb" in status.err.message
+
+
+COUNTING = "import os, sys, time\nopen(sys.argv[1], 'a').write('started\\n')\ntime.sleep(float(sys.argv[2]))"
+
+
+async def test_start_is_idempotent(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    marker = tmp_path / "starts.txt"
+    ctx = make_ctx()
+    template = python_template(COUNTING, str(marker), "0.5")
+    statuses = await asyncio.gather(*(start(executor, store, ctx, template) for _ in range(5)))
+    assert all(s.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED) for s in statuses)
+    assert (await wait_final(executor, ctx, template)).phase is TaskPhase.SUCCEEDED
+    again = await executor.start_task(ctx, template, literals_pb2.LiteralMap())
+    assert again.phase is TaskPhase.SUCCEEDED  # re-attached to the finished execution
+    await asyncio.sleep(0.3)
+    assert marker.read_text() == "started\n"  # five starts plus one after the end: one launch
+
+
+async def test_status_from_a_second_python_process(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    ctx = make_ctx()
+    template = python_template(COUNTING, str(tmp_path / "m"), "1.5")
+    await start(executor, store, ctx, template)
+    probe = textwrap.dedent(
+        """
+        import asyncio, json, sys
+        from flyteidl.core import tasks_pb2
+        from executors import TaskContext, ExecutorInitializationParameters
+        from executors.backends.local import LocalExecutor
+        ctx = TaskContext.from_dict(json.loads(sys.argv[1]))
+        template = tasks_pb2.TaskTemplate.FromString(bytes.fromhex(sys.argv[2]))
+        async def main():
+            ex = LocalExecutor(state_root=sys.argv[3])
+            await ex.initialize(ExecutorInitializationParameters())
+            print((await ex.check_task_status(ctx, template)).phase.name)
+        asyncio.run(main())
+        """
+    )
+    args = [json.dumps(ctx.to_dict()), template.SerializeToString().hex(), executor.state_root]
+
+    def probe_phase() -> str:
+        out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    assert probe_phase() == "RUNNING"
+    await wait_final(executor, ctx, template)
+    assert probe_phase() == "SUCCEEDED"
+
+
+TREE = textwrap.dedent(
+    """
+    import subprocess, sys, time
+    children = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"]) for _ in range(3)]
+    with open(sys.argv[1], "w") as fh:
+        fh.write(" ".join(str(c.pid) for c in children))
+    time.sleep(300)
+    """
+)
+
+
+async def test_kill_stops_the_whole_process_tree(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    ctx = make_ctx()
+    pids_file = tmp_path / "pids"
+    template = python_template(TREE, str(pids_file))
+    status = await start(executor, store, ctx, template)
+    deadline = time.monotonic() + 10
+    while not pids_file.exists() or not pids_file.read_text():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    tree = [status.state["pid"], *map(int, pids_file.read_text().split())]  # type: ignore[index]
+    assert all(psutil.pid_exists(p) for p in tree)
+    t0 = time.monotonic()
+    await executor.kill_task(ctx, "user marked the task failed")
+    assert time.monotonic() - t0 < 2  # SIGTERM was enough; no grace period wait
+    gone = [not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in tree]
+    assert all(gone), tree
+    final = await executor.check_task_status(ctx, template)
+    assert final.phase is TaskPhase.PERMANENT_FAILURE
+    assert final.err is not None and final.err.code == "Killed" and "user marked" in final.err.message
+    await executor.kill_task(ctx, "again")  # idempotent
+
+
+async def test_kill_escalates_to_sigkill_after_the_grace_period(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    script = "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(300)"
+    template = python_template(script)
+    status = await start(executor, store, ctx, template)
+    stdout, _ = executor.log_paths(ctx)
+    while "ready" not in Path(stdout).read_text():
+        await asyncio.sleep(0.05)
+    t0 = time.monotonic()
+    await executor.kill_task(ctx, "stop")
+    assert 1.5 < time.monotonic() - t0 < 6
+    assert (
+        not psutil.pid_exists(status.state["pid"])
+        or psutil.Process(status.state["pid"]).status() == psutil.STATUS_ZOMBIE
+    )  # type: ignore[index]
+
+
+async def test_kill_of_unknown_execution_is_a_no_op(
+    executor: LocalExecutor, make_ctx: Callable[..., TaskContext]
+) -> None:
+    await executor.kill_task(make_ctx(), "nothing there")
+
+
+async def test_check_of_unstarted_execution_is_undefined(
+    executor: LocalExecutor, make_ctx: Callable[..., TaskContext]
+) -> None:
+    status = await executor.check_task_status(make_ctx(), DOUBLE_TEMPLATE)
+    assert status.phase is TaskPhase.UNDEFINED
+    assert status.err is not None and "no local execution named" in status.err.message
+
+
+async def test_not_ready_at_the_concurrency_limit(
+    tmp_path: Path, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    executor = LocalExecutor(state_root=str(tmp_path / "state"), max_concurrent=2)
+    await executor.initialize(ExecutorInitializationParameters(data_store=store))
+    template = python_template("import time; time.sleep(1)")
+    ctxs = [make_ctx(node=f"n{i}") for i in range(3)]
+    first = [await start(executor, store, c, template) for c in ctxs]
+    assert [s.phase for s in first] == [TaskPhase.RUNNING, TaskPhase.RUNNING, TaskPhase.NOT_READY]
+    assert first[2].err is not None and first[2].err.code == "ConcurrencyLimit"
+    # A second process's executor (same state root) sees the same limit.
+    other = LocalExecutor(state_root=str(tmp_path / "state"), max_concurrent=2)
+    await other.initialize(ExecutorInitializationParameters(data_store=store))
+    assert (await other.start_task(ctxs[2], template, literals_pb2.LiteralMap())).phase is TaskPhase.NOT_READY
+    await wait_final(executor, ctxs[0], template)
+    await wait_final(executor, ctxs[1], template)
+    assert (
+        await executor.start_task(ctxs[2], template, literals_pb2.LiteralMap())
+    ).phase is TaskPhase.RUNNING
+    assert (await wait_final(executor, ctxs[2], template)).phase is TaskPhase.SUCCEEDED
+
+
+async def test_externally_killed_process_is_retryable(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    template = python_template("import time; time.sleep(300)")
+    status = await start(executor, store, ctx, template)
+    os.kill(status.state["pid"], signal.SIGKILL)  # type: ignore[index]
+    final = await wait_final(executor, ctx, template)
+    assert final.phase is TaskPhase.RETRYABLE_FAILURE
+    assert final.err is not None and final.err.code == "Signal9" and "SIGKILL" in final.err.message
+
+
+async def test_lost_supervisor_is_detected(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    template = python_template("import time; time.sleep(1)")
+    await start(executor, store, ctx, template)
+    pid = json.loads(Path(executor.state_dir(ctx), "pid.json").read_text())
+    os.kill(pid["supervisor_pid"], signal.SIGKILL)
+    assert (await executor.check_task_status(ctx, template)).phase is TaskPhase.RUNNING  # task still runs
+    final = await wait_final(executor, ctx, template)
+    assert final.phase is TaskPhase.RETRYABLE_FAILURE
+    assert final.err is not None and final.err.code == "ProcessLost"
+
+
+async def test_environment_is_template_plus_overrides_without_the_starters_secrets(
+    executor: LocalExecutor,
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import dataclasses
+
+    from executors import TaskOverrides
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql://secret")
+    ctx = dataclasses.replace(make_ctx(), overrides=TaskOverrides(environment={"B": "override", "C": "3"}))
+    script = "import json, os, sys; print(json.dumps(dict(os.environ)))"
+    template = python_template(script, env={"A": "1", "B": "template"})
+    await start(executor, store, ctx, template)
+    assert (await wait_final(executor, ctx, template)).phase is TaskPhase.SUCCEEDED
+    env = json.loads(Path(executor.log_paths(ctx)[0]).read_text())
+    assert (env["A"], env["B"], env["C"]) == ("1", "override", "3")
+    assert "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in env
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    assert env["FLYTE_INTERNAL_TASK_NAME"] == "tests.double"
+
+
+async def test_error_pb_that_does_not_parse_is_retryable_naming_the_file(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    ctx = make_ctx()
+    template = python_template(
+        "import sys; open(sys.argv[1] + '/error.pb', 'wb').write(b'\\xff\\xff'); sys.exit(1)",
+        "{{.outputPrefix}}",
+    )
+    await start(executor, store, ctx, template)
+    status = await wait_final(executor, ctx, template)
+    assert status.phase is TaskPhase.RETRYABLE_FAILURE
+    assert (
+        status.err is not None and status.err.code == "CorruptErrorFile" and "error.pb" in status.err.message
+    )
+
+
+_ = (errors_pb2, execution_pb2)

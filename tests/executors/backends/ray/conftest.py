@@ -1,0 +1,246 @@
+"""A real, private Ray head for the session (no mock of the Jobs API), and a TCP proxy to cut it off.
+
+The head runs ``ray start --head --block`` in its own process group, with its own temp dir and
+free ports (GCS, dashboard, client server, dashboard agent), so it collides neither with another
+Ray on this machine nor with a second test session. It is stopped by signalling the processes it
+started (by pid), never with ``ray stop``, which would stop every Ray of this user on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from executors import DataStore, ExecutorInitializationParameters, TaskContext
+from executors.backends.ray import RayExecutor
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class RayHead:
+    address: str
+    """The dashboard URL (Jobs API)."""
+    dashboard_port: int
+    temp_dir: Path
+    log_file: Path
+    process: subprocess.Popen[bytes]
+    startup_seconds: float = 0.0
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def _ray_cli() -> str:
+    candidate = Path(sys.executable).with_name("ray")
+    return str(candidate) if candidate.exists() else "ray"
+
+
+def start_ray_head(extra_env: dict[str, str] | None = None, timeout: float = 120) -> RayHead:
+    """``ray start --head --block`` on free ports with its own temp dir; returns once the
+    dashboard's Jobs API answers (any HTTP answer: with token auth it is a 401)."""
+    # A short path: Ray puts unix sockets under it (limit ~107 characters).
+    base = "/tmp" if os.path.isdir("/tmp") else None
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayt-", dir=base))
+    dashboard_port = free_port()
+    ports = {
+        "--port": free_port(),
+        "--dashboard-port": dashboard_port,
+        "--ray-client-server-port": free_port(),
+        "--dashboard-agent-listen-port": free_port(),
+        "--dashboard-agent-grpc-port": free_port(),
+        "--runtime-env-agent-port": free_port(),
+        "--metrics-export-port": free_port(),
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(
+        {
+            "RAY_TMPDIR": str(temp_dir),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # Jobs run `python ...` from the head's environment: this venv's interpreter.
+            "PATH": os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)]),
+            **(extra_env or {}),
+        }
+    )
+    command = [
+        _ray_cli(), "start", "--head", "--block",
+        "--node-ip-address", "127.0.0.1",
+        "--dashboard-host", "127.0.0.1",
+        "--include-dashboard", "true",
+        "--disable-usage-stats",
+        "--num-cpus", "2",
+        "--num-gpus", "0",
+        "--temp-dir", str(temp_dir),
+    ]  # fmt: skip
+    for flag, port in ports.items():
+        command += [flag, str(port)]
+    log_file = temp_dir / "ray-start.log"
+    t0 = time.monotonic()
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=temp_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    head = RayHead(f"http://127.0.0.1:{dashboard_port}", dashboard_port, temp_dir, log_file, process)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start exited with {process.returncode}:\n{head.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{head.address}/api/jobs/", timeout=2).status_code in (200, 401):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the Ray Jobs API did not answer within {timeout:g}s:\n{head.log_tail()}")
+            time.sleep(0.25)
+    except BaseException:
+        stop_ray_head(head)
+        raise
+    head.startup_seconds = time.monotonic() - t0
+    return head
+
+
+def stop_ray_head(head: RayHead) -> None:
+    """SIGTERM the blocking ``ray start`` (it shuts its node down), then SIGKILL what is left of
+    the processes it started (found by pid: its descendants and its process group)."""
+    try:
+        root = psutil.Process(head.process.pid)
+        ours = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        ours = []
+    with contextlib.suppress(ProcessLookupError):
+        head.process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        head.process.wait(timeout=30)
+    _, alive = psutil.wait_procs(ours, timeout=5)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(head.process.pid, signal.SIGKILL)  # its own group (start_new_session)
+    if head.process.poll() is None:
+        head.process.kill()
+        head.process.wait(timeout=10)
+    shutil.rmtree(head.temp_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_head() -> Iterator[RayHead]:
+    head = start_ray_head()
+    print(f"\n[ray] head up in {head.startup_seconds:.1f}s, dashboard {head.address}, temp {head.temp_dir}")
+    try:
+        yield head
+    finally:
+        t0 = time.monotonic()
+        stop_ray_head(head)
+        print(f"\n[ray] head stopped in {time.monotonic() - t0:.1f}s")
+
+
+@pytest.fixture
+def make_ctx(make_ctx: Callable[..., TaskContext]) -> Callable[..., TaskContext]:
+    """The suite's ``make_ctx``, with a run name unique to each call: every test shares one Ray
+    head, whose submission ids (the generated names) must not collide across tests."""
+
+    def make(**kwargs: object) -> TaskContext:
+        kwargs.setdefault("run", f"run-{uuid.uuid4().hex[:10]}")
+        return make_ctx(**kwargs)
+
+    return make
+
+
+@pytest.fixture
+async def ray_executor(ray_head: RayHead, store: DataStore) -> AsyncIterator[RayExecutor]:
+    executor = RayExecutor(address=ray_head.address, request_timeout=10)
+    await executor.initialize(ExecutorInitializationParameters(data_store=store))
+    yield executor
+    await executor.close()
+
+
+class TcpProxy:
+    """A tiny TCP forwarder on 127.0.0.1 that can be closed (dropping every open connection) and
+    reopened on the same port: a dashboard outage, as the executor sees it."""
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        self.target_port = target_port
+        self.host = host
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def address(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        """Stop listening and drop every open connection (keep-alive ones included)."""
+        if self._server is not None:
+            self._server.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        up_writer: asyncio.StreamWriter | None = None
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+
+            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+                with contextlib.suppress(ConnectionError, OSError):
+                    while data := await src.read(65536):
+                        dst.write(data)
+                        await dst.drain()
+                dst.close()
+
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except (asyncio.CancelledError, OSError):
+            pass  # closed by close(): the connection just drops
+        finally:
+            for w in (writer, up_writer):
+                if w is not None:
+                    w.close()
+            self._connections.discard(task)
+
+
+@pytest.fixture
+async def proxy(ray_head: RayHead) -> AsyncIterator[TcpProxy]:
+    tcp = TcpProxy(ray_head.dashboard_port)
+    await tcp.open()
+    yield tcp
+    await tcp.close()
