@@ -10,11 +10,15 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["ExecutorOperator", "ExecutorTrigger", "executor_task"]
+__all__ = ["Cache", "ExecutorOperator", "ExecutorTrigger", "executor_task"]
 
 
 def __getattr__(name: str) -> Any:
     # Lazy: Airflow imports this package during provider discovery, which must stay cheap.
+    if name == "Cache":
+        from executors import Cache
+
+        return Cache
     if name == "ExecutorOperator":
         from airflow_provider.operators import ExecutorOperator
 

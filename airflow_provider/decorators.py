@@ -4,7 +4,7 @@
 
     from airflow.sdk import task
 
-    @task.executor(executor_id="local", cache=True, cache_version="1")
+    @task.executor(executor_id="local", cache=Cache(version="1"))
     def add(x: int, y: int = 1) -> int:
         return x + y
 
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
 
 from airflow_provider.operators import ExecutorOperator
+from executors import Cache
 from executors.data.function_task import SINGLE_OUTPUT, function_template
 
 if TYPE_CHECKING:
@@ -55,10 +56,7 @@ class ExecutorDecoratedOperator(DecoratedOperator, ExecutorOperator):
         task_id: str,
         op_args: Collection[Any] | None = None,
         op_kwargs: Mapping[str, Any] | None = None,
-        cache: bool = False,
-        cache_version: str = "",
-        cache_serialize: bool = False,
-        cache_ignore_inputs: Sequence[str] = (),
+        cache: bool | Cache = False,
         retry_on: Sequence[type[BaseException] | str] = (),
         secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
         **kwargs: Any,
@@ -68,10 +66,7 @@ class ExecutorDecoratedOperator(DecoratedOperator, ExecutorOperator):
             name=f"{kwargs['dag'].dag_id}.{task_id}" if kwargs.get("dag") is not None else task_id,
             reserved_inputs=_context_keys(),
             recoverable_exceptions=retry_on,
-            cache=cache,
-            cache_version=cache_version,
-            cache_serializable=cache_serialize,
-            cache_ignore_inputs=cache_ignore_inputs,
+            cache=Cache.of(cache),
             secrets=secrets,
         )
         self._single_output = set(template.interface.outputs.variables) == {SINGLE_OUTPUT}
@@ -105,8 +100,8 @@ def executor_task(
     multiple_outputs: bool | None = None,
     **kwargs: Any,
 ) -> TaskDecorator:
-    """``@task.executor(executor_id="local", cache=..., cache_version=..., cache_serialize=...,
-    cache_ignore_inputs=(...), retry_on=(ConnectionError,), retries=..., requests={...}, ...)``.
+    """``@task.executor(executor_id="local", cache=Cache(version="1"), retry_on=(ConnectionError,),
+    retries=..., requests={...}, ...)``.
 
     Every :class:`ExecutorOperator` argument is accepted. ``retry_on`` lists exception classes (or
     their names) that make a failure retryable, besides :class:`executors.runtime.task_io.RecoverableError`;

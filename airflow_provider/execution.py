@@ -1,4 +1,4 @@
-"""What the operator and the trigger share: the handle of one execution, and how to resume it.
+"""What the operator, the trigger and the listener share: the handle of one execution.
 
 An :class:`ExecutionHandle` is small and JSON-safe (references, never payloads): the task
 template and inputs live in the execution's folder and are read by URL. It travels in the trigger
@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-from flyteidl.core import literals_pb2, tasks_pb2
+from flyteidl.core import tasks_pb2
 
 from executors import DataStore, ExecutionDriver, Executor, PollPolicy, TaskContext, TaskStatus
-from executors.engine.events import DataStoreEventRecorder
+from executors.engine import submission
+from executors.engine.driver import DriverSnapshot
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,9 +27,8 @@ class ExecutionHandle:
 
     executor_id: str
     executor_config: dict[str, Any]
-    driver: dict[str, Any]
-    """:meth:`ExecutionDriver.snapshot`: the TaskContext, whether the start was accepted, streak."""
-    policy: dict[str, Any]
+    driver: DriverSnapshot
+    policy: PollPolicy = dataclasses.field(default_factory=PollPolicy)
     deadline: str | None = None
     """ISO timestamp after which the execution is killed and the attempt fails (``timeout``)."""
     catalog: dict[str, Any] | None = None
@@ -36,7 +36,7 @@ class ExecutionHandle:
 
     @property
     def task_ctx(self) -> TaskContext:
-        return TaskContext.from_dict(self.driver["task_ctx"])
+        return self.driver.task_ctx
 
     @property
     def deadline_at(self) -> dt.datetime | None:
@@ -46,13 +46,26 @@ class ExecutionHandle:
         return dataclasses.replace(self, driver=driver.snapshot())
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            "executor_id": self.executor_id,
+            "executor_config": self.executor_config,
+            "driver": self.driver.to_dict(),
+            "policy": self.policy.to_dict(),
+            "deadline": self.deadline,
+            "catalog": self.catalog,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExecutionHandle:
         """Known fields only: a record may carry more (the operator's ``deferred`` marker)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(
+            executor_id=data["executor_id"],
+            executor_config=dict(data.get("executor_config") or {}),
+            driver=DriverSnapshot.from_dict(data["driver"]),
+            policy=PollPolicy.from_dict(data.get("policy")),
+            deadline=data.get("deadline"),
+            catalog=data.get("catalog"),
+        )
 
 
 async def executor_for(handle: ExecutionHandle, store: DataStore) -> Executor:
@@ -62,8 +75,20 @@ async def executor_for(handle: ExecutionHandle, store: DataStore) -> Executor:
     return await executor_pool.get_executor(handle.executor_id, handle.executor_config, store, handle.catalog)
 
 
-async def read_template(task_ctx: TaskContext, store: DataStore) -> tasks_pb2.TaskTemplate:
-    return await store.read_protobuf(task_ctx.task_template_file, tasks_pb2.TaskTemplate)
+async def open_executor(handle: ExecutionHandle, store: DataStore, task_id: str) -> Executor:
+    """:func:`executor_for` for a task: wrong options fail without retry, anything else retries,
+    and either way the message says which executor and why."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    try:
+        return await executor_for(handle, store)
+    except (TypeError, ValueError) as exc:
+        raise AirflowFailException(f"{task_id}: executor {handle.executor_id!r} options: {exc}") from exc
+    except Exception as exc:
+        cause = f"{type(exc).__name__}: {exc}"
+        raise AirflowException(
+            f"{task_id}: executor {handle.executor_id!r} could not be initialized: {cause}"
+        ) from exc
 
 
 def open_driver(
@@ -74,43 +99,28 @@ def open_driver(
     on_change: Callable[[TaskContext, TaskStatus], None] | None,
     secrets: dict[str, str] | None = None,
 ) -> ExecutionDriver:
-    """A driver resuming from the handle's snapshot (start is only called if never accepted).
+    """:func:`executors.engine.submission.open_driver` for the handle, with Airflow's secrets.
 
     ``secrets``: already resolved secret environment for the start; without it they are looked up
     (again) from Airflow's secrets backend whenever a start is needed.
     """
-    ctx = handle.task_ctx
+    loader = None
+    if template.security_context.secrets:
 
-    async def load_inputs() -> literals_pb2.LiteralMap:
-        return await store.read_protobuf(ctx.inputs_file, literals_pb2.LiteralMap)
+        async def loader() -> dict[str, str]:
+            from airflow_provider.secrets import resolve_secrets
 
-    return ExecutionDriver(
+            return secrets if secrets is not None else await resolve_secrets(template)
+
+    return submission.open_driver(
         executor,
         template,
-        ctx,
-        inputs_loader=load_inputs,
-        policy=PollPolicy.from_dict(handle.policy),
-        accepted=bool(handle.driver.get("accepted")),
-        streak=int(handle.driver.get("streak", 0)),
-        unknown_streak=int(handle.driver.get("unknown_streak", 0)),
-        event_recorders=(DataStoreEventRecorder(store),),
+        handle.driver,
+        store,
+        policy=handle.policy,
         on_change=on_change,
-        secrets_loader=_secrets_loader(template, secrets),
+        secrets_loader=loader,
     )
-
-
-def _secrets_loader(
-    template: tasks_pb2.TaskTemplate, resolved: dict[str, str] | None
-) -> Callable[[], Awaitable[dict[str, str]]] | None:
-    if not template.security_context.secrets:
-        return None
-
-    async def load() -> dict[str, str]:
-        from airflow_provider.secrets import resolve_secrets
-
-        return resolved if resolved is not None else await resolve_secrets(template)
-
-    return load
 
 
 def phase_logger(log: logging.Logger | Any, executor_id: str) -> Callable[[TaskContext, TaskStatus], None]:

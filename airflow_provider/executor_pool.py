@@ -5,7 +5,8 @@ executor per (id, configuration) instead of building one each, exactly as Flyte 
 plugin once per process. The pool is per event loop because executors may hold loop-bound
 resources (an async HTTP client); a worker's ``asyncio.run`` gets a fresh pool each time.
 
-``enqueue_owner`` (the seed's EnqueueOwner) wakes the trigger waiting on an owner id at once.
+``enqueue_owner`` (the seed's EnqueueOwner) is :func:`executors.engine.waking.wake_owner`: it wakes
+the drivers (triggers) of that owner id at once, from any thread.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from executors import (
 )
 from executors.catalog import FsspecCatalog
 from executors.catalog.gate import CachingExecutor
-from executors.engine.driver import Waker
 from executors.engine.events import DataStoreEventRecorder
+from executors.engine.waking import wake_owner
 
 T = TypeVar("T")
 
@@ -36,17 +37,6 @@ class _LoopPool:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.executors: dict[str, asyncio.Future[Executor]] = {}
-        self.wakers: dict[str, Waker] = {}
-
-    def enqueue_owner(self, owner_id: str) -> None:
-        # May be called from any thread (a backend's notification thread): hop onto the loop.
-        def wake() -> None:
-            event = self.wakers.get(owner_id)
-            if event is not None:
-                event.set()
-
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            self.loop.call_soon_threadsafe(wake)
 
 
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopPool] = weakref.WeakKeyDictionary()
@@ -86,7 +76,7 @@ async def get_executor(
                 ExecutorInitializationParameters(
                     data_store=store,
                     event_recorder=DataStoreEventRecorder(store),
-                    enqueue_owner=pool.enqueue_owner,
+                    enqueue_owner=wake_owner,  # thread-safe: wakes the drivers of that owner
                     owner_kind="TaskInstance",
                     metrics_scope=AirflowStatsScope(f"executors.{executor_id}"),
                 )
@@ -138,16 +128,3 @@ async def closing(coro: Coroutine[Any, Any, T]) -> T:
             if future.done() and not future.exception():
                 with contextlib.suppress(Exception):
                     await future.result().close()
-
-
-def wake_event(owner_id: str) -> Waker:
-    """The waker set when the executor asks to re-check ``owner_id``; release it when done."""
-    pool = _pool()
-    waker = pool.wakers.get(owner_id)
-    if waker is None:
-        waker = pool.wakers[owner_id] = Waker()
-    return waker
-
-
-def release_wake_event(owner_id: str) -> None:
-    _pool().wakers.pop(owner_id, None)

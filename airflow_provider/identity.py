@@ -9,8 +9,14 @@ it has one (templates serialized by Flyte keep their project/domain/name/version
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 from flyteidl.core import identifier_pb2, tasks_pb2
 
+from executors import DataStore, OwnerReference
+from executors.core.context import default_checkpoint_prefix
+from executors.core.errors import DataStoreError
 from executors.data.storage import join, path_segment
 
 PROJECT = "airflow"
@@ -54,3 +60,56 @@ def execution_folder(
         parts.append(str(map_index))
     parts.append(str(try_number))
     return join(base, *(path_segment(p) for p in parts))
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One try of one (mapped) Airflow task instance: who it is and where its executions live."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    try_number: int
+
+    @classmethod
+    def of(cls, ti: Any) -> Attempt:
+        map_index = getattr(ti, "map_index", -1)
+        return cls(ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else map_index, ti.try_number)
+
+    @property
+    def node(self) -> str:
+        return node_id(self.task_id, self.map_index)
+
+    @property
+    def owner_id(self) -> str:
+        """What an executor names to EnqueueOwner: the task instance, the same for every try."""
+        return f"{self.dag_id}/{self.run_id}/{self.node}"
+
+    def owner_reference(self) -> OwnerReference:
+        return OwnerReference(kind="TaskInstance", name=f"{self.dag_id}.{self.node}")
+
+    def identifier(self, template: tasks_pb2.TaskTemplate) -> identifier_pb2.TaskExecutionIdentifier:
+        return task_execution_identifier(
+            template, dag_id=self.dag_id, task_id=self.task_id, run_id=self.run_id,
+            map_index=self.map_index, try_number=self.try_number,
+        )  # fmt: skip
+
+    def folder(self, data_dir: str, *, try_number: int | None = None) -> str:
+        return execution_folder(
+            data_dir, dag_id=self.dag_id, run_id=self.run_id, task_id=self.task_id,
+            map_index=self.map_index, try_number=self.try_number if try_number is None else try_number,
+        )  # fmt: skip
+
+    async def previous_checkpoint(self, store: DataStore, data_dir: str) -> str:
+        """Flyte's ``{{.prevCheckpointPrefix}}``: the checkpoint folder of the previous try, so a
+        retried task (flytekit's ``current_context().checkpoint``) resumes where it left off; ``""``
+        on the first try or when the previous try left no checkpoint folder."""
+        if self.try_number <= 1:
+            return ""
+        checkpoint = default_checkpoint_prefix(self.folder(data_dir, try_number=self.try_number - 1))
+        try:
+            present = await store.exists(checkpoint)
+        except DataStoreError:
+            present = False  # a checkpoint is an optimisation: never fail a try over it
+        return checkpoint if present else ""

@@ -42,7 +42,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from airflow_provider.execution import ExecutionHandle
-    from executors import DataStore, Executor, TaskContext
+    from executors import DataStore, Executor
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,6 @@ hookimpl = pluggy.HookimplMarker("airflow")
 """Airflow's listener marker (``airflow.listeners.hookimpl`` in core, the same in the Task SDK)."""
 
 TRIGGER_CLASSPATH = "airflow_provider.triggers.ExecutorTrigger"
-KILL_BUDGET_CALLS = 3
-"""A kill is retried (``requires_finalizer``) for at most this many ``call_timeout`` s."""
 EXIT_WAIT = 30.0
 """At most this long, a process that exits waits for the stops it still runs."""
 
@@ -102,7 +100,7 @@ def _record_from_state_store(ref: TaskInstanceRef) -> dict[str, Any] | None:
     JSON text in the configured ``[state_store] backend``), or None."""
     from airflow.state import TaskScope, get_state_backend
 
-    from airflow_provider.operators import STATE_KEY
+    from airflow_provider.adoption import STATE_KEY
 
     scope = TaskScope(dag_id=ref.dag_id, run_id=ref.run_id, task_id=ref.task_id, map_index=ref.map_index)
     value: Any = get_state_backend().get(scope, STATE_KEY)
@@ -193,16 +191,18 @@ async def _executor_for(handle: ExecutionHandle, store: DataStore) -> Executor:
 
 
 async def _stop_execution(handle: ExecutionHandle, reason: str) -> Outcome:
-    from airflow_provider.execution import read_template
     from executors import DataStore, TaskPhase, TaskStatus
+    from executors.engine.driver import kill_execution
+    from executors.engine.submission import read_template
+    from executors.engine.watchdog import call_with_limit
 
-    timeout = float(handle.policy.get("call_timeout", 120))
+    limit = handle.policy.call_timeout
     store = DataStore()
     ctx = handle.task_ctx
-    executor = await asyncio.wait_for(_executor_for(handle, store), timeout)
+    executor = await call_with_limit(lambda: _executor_for(handle, store), limit)
     try:
-        template = await asyncio.wait_for(read_template(ctx, store), timeout)
-        status = await asyncio.wait_for(executor.check_task_status(ctx, template), timeout)
+        template = await call_with_limit(lambda: read_template(store, ctx), limit)
+        status = await call_with_limit(lambda: executor.check_task_status(ctx, template), limit)
     except Exception as exc:  # cannot tell: stop it anyway (a kill is idempotent)
         log.warning(
             "executors listener: cannot check %s before stopping it (%s: %s); stopping it",
@@ -219,37 +219,18 @@ async def _stop_execution(handle: ExecutionHandle, reason: str) -> Outcome:
             status.phase.name,
         )
         return Outcome.ALREADY_OVER
-    return await _kill(executor, ctx, reason, timeout)
+    killed = await kill_execution(executor, ctx, reason, handle.policy, log=_prefixed)
+    return Outcome.KILLED if killed else Outcome.KILL_FAILED
 
 
-async def _kill(executor: Executor, ctx: TaskContext, reason: str, call_timeout: float) -> Outcome:
-    loop = asyncio.get_running_loop()
-    retry = executor.get_properties().requires_finalizer
-    deadline = loop.time() + KILL_BUDGET_CALLS * call_timeout
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            await asyncio.wait_for(executor.kill_task(ctx, reason), call_timeout)
-            log.info(
-                "executors listener: killed %s execution %s: %s",
-                executor.get_id(),
-                ctx.generated_name,
-                reason,
-            )
-            return Outcome.KILLED
-        except Exception as exc:
-            log.warning(
-                "executors listener: kill of %s failed (attempt %d): %s: %s",
-                ctx.generated_name,
-                attempt,
-                type(exc).__name__,
-                exc,
-            )
-            if not retry or loop.time() > deadline:
-                log.warning("executors listener: giving up killing %s: it may still run", ctx.generated_name)
-                return Outcome.KILL_FAILED
-            await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+class _ListenerLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The listener's lines say whose they are (the api-server's log mixes many sources)."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"executors listener: {msg}", kwargs
+
+
+_prefixed = _ListenerLog(log, {})
 
 
 # -- the listener --------------------------------------------------------------------------------

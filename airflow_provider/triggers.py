@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+from flyteidl.core import tasks_pb2
 
-from airflow_provider import executor_pool
-from airflow_provider.execution import (
-    ExecutionHandle,
-    executor_for,
-    open_driver,
-    phase_logger,
-    read_template,
-)
-from executors import DataStore, ErrorOrigin, TaskError, TaskStatus, retryable_failure
-from executors.engine.driver import Waker
+from airflow_provider.execution import ExecutionHandle, executor_for, open_driver, phase_logger
+from executors import DataStore, Executor, TaskStatus
+from executors.engine.driver import SetupFailed, kill_execution, retry_setup
+from executors.engine.submission import read_template
+from executors.engine.watchdog import call_with_limit
 
 _background: set[asyncio.Task[Any]] = set()
 """Strong references to detached tasks (kills, warm-up): the loop keeps only weak ones."""
@@ -61,8 +56,6 @@ class ExecutorTrigger(BaseTrigger):
         return ("airflow_provider.triggers.ExecutorTrigger", {"handle": self.handle.to_dict()})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        handle = self.handle
-        ctx = handle.task_ctx
         store = self._store = DataStore()
         global _warmed_up
         if not _warmed_up and self.task_instance is not None:
@@ -70,82 +63,24 @@ class ExecutorTrigger(BaseTrigger):
             # now, once per process, so that a user's kill later is decided at once.
             _warmed_up = True
             _detach(self._still_deferred())
-        wake = executor_pool.wake_event(ctx.owner_id)
-        try:
-            status, handle = await self._watch(handle, store, wake)
-        finally:
-            executor_pool.release_wake_event(ctx.owner_id)
+        status, handle = await self._watch(self.handle, store)
         self._final_seen = True  # from here on, on_kill must not touch the execution
         yield TriggerEvent({"status": status.to_dict(), "handle": handle.to_dict()})  # type: ignore[no-untyped-call]
 
-    async def _watch(
-        self, handle: ExecutionHandle, store: DataStore, wake: Waker
-    ) -> tuple[TaskStatus, ExecutionHandle]:
-        policy_streak = 0
-        while True:  # set-up: a data store or backend that is down at first is waited for
-            try:
-                timeout = float(handle.policy.get("call_timeout", 120))
-                executor = await asyncio.wait_for(executor_for(handle, store), timeout)
-                template = await asyncio.wait_for(read_template(handle.task_ctx, store), timeout)
-                break
-            except Exception as exc:
-                policy_streak += 1
-                limit = int(handle.policy.get("unknown_limit", 10))
-                self.log.warning(
-                    "cannot resume %s (%d/%d): %s", handle.task_ctx.generated_name, policy_streak, limit, exc
-                )
-                if policy_streak >= limit:
-                    return retryable_failure(
-                        TaskError(
-                            type(exc).__name__, f"cannot resume the execution: {exc}", ErrorOrigin.SYSTEM
-                        )
-                    ), handle
-                await asyncio.sleep(float(handle.policy.get("interval", 5)))
+    async def _watch(self, handle: ExecutionHandle, store: DataStore) -> tuple[TaskStatus, ExecutionHandle]:
+        async def open_executor() -> tuple[Executor, tasks_pb2.TaskTemplate]:
+            return await executor_for(handle, store), await read_template(store, handle.task_ctx)
 
+        try:
+            executor, template = await retry_setup(
+                open_executor, handle.policy, "resume the execution", log=self.log
+            )
+        except SetupFailed as failed:
+            return failed.status, handle
         driver = open_driver(handle, executor, template, store, phase_logger(self.log, handle.executor_id))
-        deadline = handle.deadline_at
-        while True:
-            if deadline is not None and dt.datetime.now(dt.UTC) >= deadline:
-                # Bounded: the event must still go out (the try fails) if the backend will not listen.
-                budget = 3 * float(handle.policy.get("call_timeout", 120))
-                await self._kill(
-                    executor, driver.ctx, f"timeout: still running at {deadline.isoformat()}", budget
-                )
-                status = retryable_failure(
-                    TaskError(
-                        "Timeout",
-                        f"the execution did not finish before {deadline.isoformat()}",
-                        ErrorOrigin.SYSTEM,
-                    )
-                )
-                return status, handle.with_driver(driver)
-            status = await driver.step()
-            if status.phase.is_final_for_execution():
-                return status, handle.with_driver(driver)
-            delay = driver.next_delay(status)
-            if deadline is not None:
-                delay = max(0.0, min(delay, (deadline - dt.datetime.now(dt.UTC)).total_seconds()))
-            await wake.wait(delay)
-
-    async def _kill(self, executor: Any, ctx: Any, reason: str, budget: float = 300.0) -> None:
-        attempt = 0
-        retry = executor.get_properties().requires_finalizer
-        deadline = asyncio.get_running_loop().time() + budget
-        while True:
-            attempt += 1
-            try:
-                await asyncio.wait_for(
-                    executor.kill_task(ctx, reason), float(self.handle.policy.get("call_timeout", 120))
-                )
-                self.log.info("killed %s execution %s: %s", executor.get_id(), ctx.generated_name, reason)
-                return
-            except Exception as exc:
-                self.log.warning("kill of %s failed (attempt %d): %s", ctx.generated_name, attempt, exc)
-                if not retry or asyncio.get_running_loop().time() > deadline:
-                    self.log.error("giving up killing %s: it may still be running", ctx.generated_name)
-                    return
-                # requires_finalizer: keep trying until it works (the triggerer bounds on_kill's time).
-                await asyncio.sleep(min(5.0, 0.2 * 2**attempt))
+        # The driver waits on a waker of its own, which the executor's enqueue_owner sets.
+        status = await driver.run(deadline=handle.deadline_at, log=self.log)
+        return status, handle.with_driver(driver)
 
     async def _still_deferred(self) -> bool:
         """Whether Airflow still has this task deferred (then we were only moved, not killed)."""
@@ -186,10 +121,9 @@ class ExecutorTrigger(BaseTrigger):
             return
         handle = self.handle
         store = self._store or DataStore()
-        executor = await asyncio.wait_for(
-            executor_for(handle, store), float(handle.policy.get("call_timeout", 120))
-        )
-        await self._kill(executor, handle.task_ctx, "the Airflow task was stopped by a user action")
+        executor = await call_with_limit(lambda: executor_for(handle, store), handle.policy.call_timeout)
+        reason = "the Airflow task was stopped by a user action"
+        await kill_execution(executor, handle.task_ctx, reason, handle.policy, log=self.log)
 
     async def cleanup(self) -> None:
         """Runs on every trigger stop, restarts included: deliberately kills nothing."""

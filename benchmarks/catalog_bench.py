@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Report, cli, fmt, log, summary_ms
+from executors import Cache
 
 SIZES, QUICK_SIZES = (1_000, 100_000), (1_000, 20_000)
 SAMPLES, QUICK_SAMPLES = 1_000, 200
@@ -45,7 +46,7 @@ def _template() -> Any:
     from executors.data.task_template import build_task_template
 
     return build_task_template(
-        ["true"], name="bench.catalog", inputs={"x": int}, outputs={"y": int}, cache=True, cache_version="1"
+        ["true"], name="bench.catalog", inputs={"x": int}, outputs={"y": int}, cache=Cache(version="1")
     )
 
 
@@ -242,7 +243,7 @@ def _key_cost(quick: bool) -> list[dict[str, Any]]:
     out = []
     for label, tp, value in shapes:
         template = build_task_template(
-            ["true"], name="bench.key", inputs={"v": tp}, outputs={}, cache=True, cache_version="1"
+            ["true"], name="bench.key", inputs={"v": tp}, outputs={}, cache=Cache(version="1")
         )
         variables = interface_from_python({"v": tp}, {}).inputs
         if value is None:  # grow the value until its LiteralMap is about 1 MB

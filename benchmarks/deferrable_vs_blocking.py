@@ -1,6 +1,6 @@
 """Benchmark 5: deferrable vs blocking on a real Airflow stack with 4 worker slots.
 
-Stack (tests/e2e/airflow_stack.py through benchmarks/stack.py): api-server, scheduler with the
+Stack (harness/airflow_stack.py through benchmarks/stack.py): api-server, scheduler with the
 LocalExecutor (``[core] parallelism = 4``: four worker slots), dag-processor, triggerer, SQLite.
 DAGs ``bench_deferrable`` and ``bench_blocking`` (benchmarks/dags/bench_dags.py): 32 mapped
 ExecutorOperator tasks, each running ``sleep 20`` on the provider's local executor, poll interval

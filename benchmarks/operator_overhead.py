@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import Report, cli, fmt, log, summary_ms
-from tests.fake_ti import FakeTI
+from executors import Cache
+from harness.fake_ti import FakeTI
 
 ITERATIONS, QUICK_ITERATIONS = 400, 60
 WARMUP = 10
@@ -178,7 +179,7 @@ def run(quick: bool) -> Report:
     }
     deferring = ExecutorOperator(task_id="defer", deferrable=True, **common)
     cached = ExecutorOperator(
-        task_id="cached", cache=True, cache_version="1", executor_options={"succeed": True}, **common
+        task_id="cached", cache=Cache(version="1"), executor_options={"succeed": True}, **common
     )
     noop = noop_cls(task_id="noop")
 

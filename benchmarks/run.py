@@ -37,6 +37,7 @@ BENCHMARKS: list[tuple[str, int, str]] = [
     ("catalog_bench", 900, "main"),
     ("trigger_capacity", 1800, "main"),
     ("deferrable_vs_blocking", 1200, "main"),
+    ("local_admission", 600, "main"),
 ]
 
 

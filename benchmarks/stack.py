@@ -1,4 +1,4 @@
-"""A real Airflow stack for the benchmarks, reusing the e2e harness (tests/e2e/airflow_stack.py).
+"""A real Airflow stack for the benchmarks, reusing the e2e harness (harness/airflow_stack.py).
 
 The harness is imported, not copied: it runs ``airflow db migrate`` in a temporary AIRFLOW_HOME and
 starts api-server, scheduler (LocalExecutor), dag-processor and triggerer, each in its own process
@@ -36,12 +36,12 @@ def airflow_stack(
     keep: bool = False,
     poll_interval: float = 1.0,
 ) -> Iterator[Any]:
-    """A started stack (``tests.e2e.airflow_stack.AirflowStack``) over ``benchmarks/dags``; stopped after.
+    """A started stack (``harness.airflow_stack.AirflowStack``) over ``benchmarks/dags``; stopped after.
 
     ``local_executor``: options of the provider's local executor, added to the harness's own
     (``state_root`` in the stack's home).
     """
-    from tests.e2e.airflow_stack import AirflowStack
+    from harness.airflow_stack import AirflowStack
 
     home = Path(tempfile.mkdtemp(prefix="bench-airflow-"))
     stack = AirflowStack(home, dags_folder=BENCH_DAGS, poll_interval=poll_interval)

@@ -72,6 +72,7 @@ def _prepare_folders(root: Path, n: int) -> list[str]:
     from airflow_provider.identity import execution_folder, task_execution_identifier
     from executors import OwnerReference, PollPolicy, TaskContext, TaskExecutionID, TaskPhase
     from executors.data.task_template import build_task_template
+    from executors.engine.driver import DriverSnapshot
 
     template = build_task_template(
         ["python", "-c", "pass", "{{.input}}", "{{.outputPrefix}}"],
@@ -83,7 +84,7 @@ def _prepare_folders(root: Path, n: int) -> list[str]:
     inputs = literals_pb2.LiteralMap()
     inputs.literals["x"].scalar.primitive.integer = 7
     inputs_bytes = inputs.SerializeToString(deterministic=True)
-    policy = PollPolicy(interval=POLL_INTERVAL).to_dict()
+    policy = PollPolicy(interval=POLL_INTERVAL)
     kwargs_list = []
     for i in range(n):
         ti = {"dag_id": "bench_capacity", "run_id": "manual__bench", "task_id": "wait", "map_index": i}
@@ -101,7 +102,7 @@ def _prepare_folders(root: Path, n: int) -> list[str]:
         handle = ExecutionHandle(
             executor_id=MEMORY_ID,
             executor_config={},
-            driver={"task_ctx": ctx.to_dict(), "accepted": True, "streak": 0},
+            driver=DriverSnapshot(ctx, accepted=True),
             policy=policy,
         )
         # What the triggerer gets: the serialized kwargs, deserialized from the metadata DB.
@@ -756,7 +757,7 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
     report.details += (
         f"\n#### A real `airflow triggerer` with {n:,} deferred ExecutorOperator tasks\n\n"
         f"Stack: api-server, scheduler (LocalExecutor, parallelism 8), dag-processor, triggerer over SQLite "
-        f"(tests/e2e/airflow_stack.py). DAG `bench_triggerer_load`: {n:,} mapped `ExecutorOperator` "
+        f"(harness/airflow_stack.py). DAG `bench_triggerer_load`: {n:,} mapped `ExecutorOperator` "
         f"instances, command `sleep 900`, poll interval 1 s, local executor "
         f"`max_concurrent={max_concurrent}` "
         f"(each running execution is a supervisor process plus `sleep`; the others are deferred too and "

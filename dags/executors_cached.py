@@ -1,9 +1,9 @@
 """A cached task: the second run with the same inputs finishes from the catalog, starting nothing.
 
-``cache=True`` with a ``cache_version`` makes the task *discoverable*: its outputs are stored in
+``cache=Cache(version=...)`` makes the task *discoverable*: its outputs are stored in
 the catalog under a key made of the task, its interface, the version and a hash of the inputs.
 Trigger the DAG twice: the second ``expensive`` task logs ``cache: CACHE_HIT`` and pushes the same
-outputs; bump ``cache_version`` when the code changes to start afresh.
+outputs; bump the version when the code changes to start afresh.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import datetime as dt
 from airflow.sdk import DAG, task
 
 from airflow_provider.operators import ExecutorOperator
+from executors import Cache
 
 EXPENSIVE = """
 import sys, time
@@ -35,8 +36,7 @@ with DAG(
         input_types={"n": int},
         output_types={"total": int},
         inputs={"n": 1_000_000},
-        cache=True,
-        cache_version="1",
+        cache=Cache(version="1"),
         poll_interval=1,
     )
 

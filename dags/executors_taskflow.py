@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 from airflow.sdk import DAG, task
 
+from executors import Cache
+
 
 class Summary(NamedTuple):
     count: int
@@ -30,7 +32,7 @@ with DAG(
     def load(n: int) -> list[float]:
         return [float(i) for i in range(1, n + 1)]
 
-    @task.executor(executor_id="local", cache=True, cache_version="1", poll_interval=0.5)
+    @task.executor(executor_id="local", cache=Cache(version="1"), poll_interval=0.5)
     def normalize(values: list[float], scale: float = 10.0) -> list[float]:
         top = max(values)
         return [scale * v / top for v in values]

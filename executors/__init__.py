@@ -13,6 +13,7 @@ The curated surface is here; everything else lives in one room each:
 
 from __future__ import annotations
 
+from executors.core.cache import Cache
 from executors.core.context import OwnerReference, TaskContext, TaskExecutionID, TaskOverrides
 from executors.core.errors import ExecutorsError
 from executors.core.interface import (
@@ -26,11 +27,13 @@ from executors.core.interface import (
 from executors.core.phase import TaskPhase
 from executors.core.status import ErrorOrigin, TaskError, TaskStatus, permanent_failure, retryable_failure
 from executors.data.storage import DataStore
-from executors.engine.driver import ExecutionDriver, PollPolicy
+from executors.engine.driver import ExecutionDriver
+from executors.engine.policy import PollPolicy
 from executors.engine.registry import create_executor, known_executor_ids
 from executors.runtime import task_io
 
 __all__ = [
+    "Cache",
     "CatalogClient",
     "DataStore",
     "ErrorOrigin",

@@ -24,16 +24,17 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from flyteidl.core import identifier_pb2, literals_pb2
+from flyteidl.core import identifier_pb2
 
 from executors.core.context import TaskContext, TaskExecutionID
 from executors.core.errors import ExecutorsError
 from executors.core.interface import ExecutorInitializationParameters
-from executors.data.literals import from_literal_map, to_literal_map
+from executors.core.phase import TaskPhase
 from executors.data.storage import DataStore, join
 from executors.data.task_template import build_task_template, load_task_template
-from executors.engine.driver import ExecutionDriver, PollPolicy
-from executors.engine.events import DataStoreEventRecorder
+from executors.engine import submission
+from executors.engine.driver import DriverSnapshot
+from executors.engine.policy import PollPolicy
 from executors.engine.registry import create_executor
 
 _SIMPLE: dict[str, Any] = {
@@ -112,7 +113,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             outputs={k: parse_type(v) for k, v in _pairs(args.output_type, "--output-type").items()},
         )
     values = {k: _json_or_text(v) for k, v in _pairs(args.input, "--input").items()}
-    inputs = to_literal_map(values, template.interface.inputs)
+    inputs = submission.typed_inputs(template, values)
 
     run_name = f"cli-{uuid.uuid4().hex[:8]}"
     ident = identifier_pb2.TaskExecutionIdentifier()
@@ -120,30 +121,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     ident.node_execution_id.node_id = template.id.name or "task"
     ident.node_execution_id.execution_id.name = run_name
     ctx = TaskContext(TaskExecutionID.create(ident), data_dir=join(args.data_dir, run_name))
-    await store.write_protobuf(ctx.task_template_file, template)
-    await store.write_protobuf(ctx.inputs_file, inputs)
+    await submission.submit(store, template, inputs, ctx)
 
     executor = create_executor(args.executor)
     await executor.initialize(ExecutorInitializationParameters(data_store=store))
 
-    async def load_inputs() -> literals_pb2.LiteralMap:
-        return inputs
-
     def on_change(c: TaskContext, status: Any) -> None:
         print(f"[{c.generated_name}] {status}", file=sys.stderr)
 
-    driver = ExecutionDriver(
-        executor, template, ctx, inputs_loader=load_inputs, policy=PollPolicy(interval=args.poll_interval),
-        event_recorders=(DataStoreEventRecorder(store),), on_change=on_change,
-    )  # fmt: skip
+    policy = PollPolicy(interval=args.poll_interval)
+    driver = submission.open_driver(
+        executor, template, DriverSnapshot(ctx), store, policy=policy, on_change=on_change
+    )
     status = await driver.run()
     logs = await executor.read_logs(driver.ctx)
     if logs:
         print(logs, file=sys.stderr)
-    if not status.phase.name == "SUCCEEDED":
+    if status.phase is not TaskPhase.SUCCEEDED:
         raise SystemExit(f"task failed ({status.phase.name}): {status.err}")
-    outputs = await executor.resolve_outputs(driver.ctx, *template.interface.outputs.variables)
-    return from_literal_map(literals_pb2.LiteralMap(literals=outputs), template.interface.outputs)
+    return await submission.read_typed_outputs(executor, template, driver.ctx)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""A real Airflow 3.3 stack on this machine, for end-to-end tests.
+"""A real Airflow 3.3 stack on this machine, for the end-to-end and reliability tests and the benchmarks.
 
 ``AirflowStack`` runs ``airflow db migrate`` (SQLite, or the database at ``database_url``) in a
 temporary ``AIRFLOW_HOME``, then the api-server, scheduler (LocalExecutor), dag-processor and
@@ -29,10 +29,10 @@ import httpx
 import psutil
 
 from airflow_provider.identity import execution_folder
-from tests.local_state import state_dir_of, state_dirs_under
+from harness.local_state import state_dir_of, state_dirs_under
 
-REPO = Path(__file__).resolve().parents[2]
-E2E_DAGS = Path(__file__).resolve().parent / "dags"
+REPO = Path(__file__).resolve().parents[1]
+E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 

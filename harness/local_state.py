@@ -1,8 +1,9 @@
 """Where the local executor keeps its records of an execution, for tests that look at them.
 
 The records (``claim``, ``pid.json``, ``exit.json``, ``killed.json``, ...) live under the executor's
-``state_root``, out of the task's reach, not in the execution folder (see executors/backends/local/executor.py).
-Tests know an execution by its folder; these helpers find its records from there.
+``state_root``, out of the task's reach, not in the execution folder (see
+executors/backends/local/executor.py). Tests know an execution by its folder; these helpers find its
+records from there.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ REQUIREMENTS=(
   "pydantic>=2.9,<3"
   "protobuf>=7"
   "flyteidl>=1.16,<2"
-  "fsspec" "pendulum" "psutil" "msgpack>=1.0" "jsonschema>=4"
+  "fsspec" "psutil" "msgpack>=1.0" "jsonschema>=4"
 )
 VENV=.venv-flytekit
 

@@ -3,6 +3,8 @@ and how the files a finished task left behind (``outputs.pb``, ``error.pb``) bec
 
 from __future__ import annotations
 
+import os
+
 from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.backends.outputs import read_error_document, status_from_error_document, task_file_root
@@ -60,6 +62,19 @@ def container_command(
         )
     except TemplateRenderError as exc:
         return permanent_failure(TaskError("InvalidCommand", str(exc), ErrorOrigin.USER))
+
+
+def make_local_output_folders(task_ctx: TaskContext) -> None:
+    """Create the folders of the task's ``outputs.pb``, raw outputs and checkpoints where they are
+    local paths (an object store needs none): a convenience for commands that open
+    ``<outputPrefix>/outputs.pb`` directly. An unwritable folder raises OSError."""
+    for ref in (
+        task_ctx.outputs_file,
+        task_ctx.raw_output_prefix + "/x",  # a prefix is itself the folder of what is written under it
+        task_ctx.checkpoint_prefix + "/x",
+    ):
+        if is_local(ref):
+            os.makedirs(os.path.dirname(local_path(ref)), exist_ok=True)
 
 
 def task_environment(task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, str]:

@@ -54,6 +54,31 @@ LOOKUP_FAILURE, PUT_FAILURE, DISABLED, SKIPPED = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class CacheOutcome:
+    """What the catalog did for one execution, read from its status (see the module docstring)."""
+
+    status: str
+    """A flyteidl ``CatalogCacheStatus`` name: ``CACHE_HIT``, ``CACHE_MISS``, ``CACHE_POPULATED``..."""
+    key: CacheKey | None = None
+    error: str | None = None
+    """Catalog trouble that did not affect the task (a failed look-up or put)."""
+
+    @classmethod
+    def of(cls, task_ctx: TaskContext) -> CacheOutcome | None:
+        """The outcome recorded in ``task_ctx``; ``None`` when no catalog stood in front."""
+        state = task_ctx.custom_state.get("catalog")
+        if not isinstance(state, dict) or not state.get("status"):
+            return None
+        key = state.get("key")
+        error = state.get("error")
+        return cls(
+            str(state["status"]),
+            CacheKey(**key) if isinstance(key, dict) else None,
+            str(error) if error else None,
+        )
+
+
 class CachingExecutor(Executor):
     """Wrap ``inner`` with the catalog. ``inner`` must already be initialized."""
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from flyteidl.core import tasks_pb2
 
+from executors.core.cache import Cache
 from executors.core.errors import LiteralConversionError
 from executors.data.literals import literal_type_from_python
 from executors.data.task_template import build_task_template
@@ -161,10 +162,7 @@ def function_template(
     name: str,
     reserved_inputs: Sequence[str] = (),
     recoverable_exceptions: Sequence[type[BaseException] | str] = (),
-    cache: bool = False,
-    cache_version: str = "",
-    cache_serializable: bool = False,
-    cache_ignore_inputs: Sequence[str] = (),
+    cache: Cache | None = None,
     retries: int = 0,
     secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
 ) -> tasks_pb2.TaskTemplate:
@@ -182,9 +180,6 @@ def function_template(
         inputs=inputs,
         outputs=outputs,
         cache=cache,
-        cache_version=cache_version,
-        cache_serializable=cache_serializable,
-        cache_ignore_inputs=cache_ignore_inputs,
         retries=retries,
         secrets=secrets,
     )

@@ -15,6 +15,7 @@ from flyteidl.core import identifier_pb2, tasks_pb2
 from google.protobuf import json_format
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from executors.core.cache import Cache
 from executors.core.errors import DataNotFoundError, TaskTemplateError
 from executors.data.literals import interface_from_python
 from executors.data.storage import DataStore
@@ -90,15 +91,13 @@ def build_task_template(
     environment: Mapping[str, str] | None = None,
     image: str = "",
     version: str = "",
-    cache: bool = False,
-    cache_version: str = "",
-    cache_serializable: bool = False,
-    cache_ignore_inputs: Sequence[str] = (),
+    cache: Cache | None = None,
     retries: int = 0,
     secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
 ) -> tasks_pb2.TaskTemplate:
     """Build a container TaskTemplate from a command and Python types.
 
+    ``cache``: cached in the catalog with these settings (``None``: not cached).
     ``secrets`` are ``(group, key)`` pairs (or dicts with ``group``, ``key``, ``env_var``): Flyte's
     ``security_context.secrets``, delivered as ``_FSEC_<GROUP>_<KEY>`` environment variables.
 
@@ -118,10 +117,8 @@ def build_task_template(
     template.container.command.extend(command)
     for key, value in (environment or {}).items():
         template.container.env.add(key=key, value=value)
-    template.metadata.discoverable = cache
-    template.metadata.discovery_version = cache_version
-    template.metadata.cache_serializable = cache_serializable
-    template.metadata.cache_ignore_input_vars.extend(cache_ignore_inputs)
+    if cache is not None:
+        cache.apply(template.metadata)
     template.metadata.retries.retries = retries
     template.metadata.runtime.type = 0  # OTHER: not a flytekit task
     for secret in secrets:

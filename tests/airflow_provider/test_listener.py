@@ -27,6 +27,7 @@ import pytest
 from airflow.utils.state import TaskInstanceState
 
 from airflow_provider import executor_pool
+from airflow_provider.adoption import STATE_KEY
 from airflow_provider.execution import ExecutionHandle, open_driver
 from airflow_provider.listener import (
     TRIGGER_CLASSPATH,
@@ -36,9 +37,9 @@ from airflow_provider.listener import (
     listener,
     load_handle,
 )
-from airflow_provider.operators import STATE_KEY
 from airflow_provider.triggers import ExecutorTrigger
 from executors import DataStore, OwnerReference, PollPolicy, TaskContext, TaskExecutionID, TaskPhase
+from executors.engine.driver import DriverSnapshot
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 
 POLICY = PollPolicy(interval=0.1, max_backoff=0.3, jitter=0.0, unknown_limit=10, call_timeout=20.0)
@@ -167,8 +168,8 @@ async def start(
     handle = ExecutionHandle(
         executor_id="local",
         executor_config=config,
-        driver={"task_ctx": ctx.to_dict(), "accepted": False, "streak": 0},
-        policy=POLICY.to_dict(),
+        driver=DriverSnapshot(ctx, accepted=False),
+        policy=POLICY,
     )
 
     async def first_step() -> ExecutionHandle:
@@ -183,13 +184,13 @@ async def start(
 
 async def run_to_end(execution: Execution, timeout: float = 30) -> TaskPhase:
     """Wait (as the trigger would) until the execution is over; its final phase."""
-    from airflow_provider.execution import read_template
+    from executors.engine.submission import read_template
 
     store = DataStore()
 
     async def watch() -> TaskPhase:
         executor = await executor_pool.get_executor("local", execution.handle.executor_config, store)
-        template = await read_template(execution.ctx, store)
+        template = await read_template(store, execution.ctx)
         while True:
             status = await executor.check_task_status(execution.ctx, template)
             if status.phase.is_final_for_execution():
@@ -353,7 +354,7 @@ def test_errors_never_reach_airflow(tmp_path: Path, caplog: pytest.LogCaptureFix
             raise ConnectionError("metadata DB unreachable")
         if ref.task_id == "unknown_executor":
             return dataclasses.replace(valid, executor_id="no-such-executor")
-        return dataclasses.replace(valid, driver={"task_ctx": {"bogus": 1}})  # cannot be decoded
+        return dataclasses.replace(valid, driver=None)  # type: ignore[arg-type]  # cannot be used
 
     stopper = ExecutionStopper(broken_lookup)
     caplog.set_level(logging.WARNING, logger="airflow_provider.listener")
@@ -502,8 +503,8 @@ def sample_handle(tmp_path: Path) -> ExecutionHandle:
     return ExecutionHandle(
         executor_id="local",
         executor_config={"state_root": str(tmp_path / "local-state")},
-        driver={"task_ctx": ctx.to_dict(), "accepted": True, "streak": 0},
-        policy=POLICY.to_dict(),
+        driver=DriverSnapshot(ctx, accepted=True),
+        policy=POLICY,
     )
 
 

@@ -34,10 +34,10 @@ from airflow_provider.triggers import ExecutorTrigger
 from executors import TaskPhase
 from executors.data.task_template import build_task_template, template_to_dict
 from executors.engine.registry import default_registry
+from harness.fake_ti import FakeTI
 from tests.airflow_provider import dagtest
 from tests.airflow_provider.dagtest import DagTestRun
 from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor, recorded_calls_in
-from tests.fake_ti import FakeTI
 
 default_registry.register(ScriptedExecutor, source="tests/airflow_provider/test_operators.py")
 
@@ -136,7 +136,7 @@ def test_deferrable_defers_then_completes_from_the_trigger_event(tmp_path: Path)
     assert dt.timedelta(minutes=14) < backstop <= dt.timedelta(minutes=15)  # timeout + 5 min backstop
     _, kwargs = trigger.serialize()
     handle = ExecutionHandle.from_dict(json.loads(json.dumps(kwargs))["handle"])
-    assert handle.driver["accepted"] is True  # started in the worker, the trigger only watches
+    assert handle.driver.accepted is True  # started in the worker, the trigger only watches
     assert handle.task_ctx.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED)
 
     async def first_event() -> dict[str, Any]:

@@ -36,6 +36,7 @@ from executors import (
     TaskStatus,
 )
 from executors.backends.local import LocalExecutor
+from executors.engine.driver import DriverSnapshot
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 
 POLICY = PollPolicy(interval=0.1, max_backoff=0.3, jitter=0.0, unknown_limit=10, call_timeout=30.0)
@@ -116,8 +117,8 @@ async def prepare(
     handle = ExecutionHandle(
         executor_id="local",
         executor_config=config,
-        driver={"task_ctx": ctx.to_dict(), "accepted": False, "streak": 0},
-        policy=POLICY.to_dict(),
+        driver=DriverSnapshot(ctx, accepted=False),
+        policy=POLICY,
         deadline=deadline.isoformat() if deadline else None,
     )
     first = None
@@ -189,8 +190,8 @@ async def test_serialize_is_json_safe_and_round_trips(tmp_path: Path, config: di
     handle = ExecutionHandle(
         executor_id="local",
         executor_config={**config, "max_concurrent": 4},
-        driver={"task_ctx": ctx.to_dict(), "accepted": True, "streak": 2, "unknown_streak": 1},
-        policy=POLICY.to_dict(),
+        driver=DriverSnapshot(ctx, accepted=True, streak=2, unknown_streak=1),
+        policy=POLICY,
         deadline=dt.datetime(2030, 1, 2, 3, 4, 5, tzinfo=dt.UTC).isoformat(),
     )
     classpath, kwargs = ExecutorTrigger(handle=handle.to_dict()).serialize()
@@ -220,7 +221,7 @@ async def test_run_yields_one_succeeded_event(tmp_path: Path, config: dict[str, 
     assert status.phase is TaskPhase.SUCCEEDED and status.err is None
     json.dumps(payloads[0])  # the event payload goes through the DB too
     handle = ExecutionHandle.from_dict(payloads[0]["handle"])
-    assert handle.driver["accepted"] is True
+    assert handle.driver.accepted is True
     assert handle.task_ctx.phase is TaskPhase.SUCCEEDED
     assert handle.task_ctx.generated_name == prepared.ctx.generated_name
     outputs = literals_pb2.LiteralMap.FromString(Path(prepared.ctx.outputs_file).read_bytes())
@@ -356,7 +357,7 @@ async def test_not_ready_waits_for_a_free_slot(tmp_path: Path, config: dict[str,
     second = await prepare(tmp_path, python_template(SLEEPER, str(marker2), "0"), config, name="second")
     assert second.first is not None and second.first.phase is TaskPhase.NOT_READY
     assert second.first.err is not None and second.first.err.code == "ConcurrencyLimit"
-    assert second.handle.driver["accepted"] is False
+    assert second.handle.driver.accepted is False
 
     # Count what the shared executor (same loop, same configuration) answers the second trigger.
     executor = await executor_pool.get_executor("local", config, DataStore())

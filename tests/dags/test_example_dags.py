@@ -63,7 +63,7 @@ def _started_processes(dag_id: str, task_id: str) -> int:
     import os
     from pathlib import Path
 
-    from tests.local_state import configured_state_root, state_dirs_under
+    from harness.local_state import configured_state_root, state_dirs_under
 
     root = Path(os.environ["AIRFLOW__PROVIDER_EXECUTORS__DATA_DIR"]) / dag_id
     claimed = state_dirs_under(root, configured_state_root())

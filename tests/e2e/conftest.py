@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, attach_stack_logs
+from harness.airflow_stack import AirflowStack, attach_stack_logs
 
 POLL_INTERVAL = 1.0
 _SESSION = {"failed": False}  # set by the report hook: keep AIRFLOW_HOME for inspection

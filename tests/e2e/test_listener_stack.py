@@ -44,7 +44,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.airflow_stack import (
+from harness.airflow_stack import (
     AirflowStack,
     group_alive,
     process_alive,

@@ -18,7 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.e2e.airflow_stack import (
+from harness.airflow_stack import (
     AirflowStack,
     StackError,
     process_alive,

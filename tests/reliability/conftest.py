@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.airflow_stack import REPO, AirflowStack, StackError, attach_stack_logs, wait_until
+from harness.airflow_stack import REPO, AirflowStack, StackError, attach_stack_logs, wait_until
 from tests.reliability.helpers import POLL_INTERVAL, report
 from tests.reliability.postgres import PostgresCluster, PostgresUnavailable
 

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import psutil
 
-from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, read_json, wait_until
-from tests.local_state import state_dirs_under
+from harness.airflow_stack import AirflowStack, StackError, process_alive, read_json, wait_until
+from harness.local_state import state_dirs_under
 
 POLL_INTERVAL = 1.0
 # Airflow cancels a deferred task's trigger, and so calls its on_kill(), about 2 s after the user

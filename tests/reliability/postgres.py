@@ -30,7 +30,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.e2e.airflow_stack import free_port, tail
+from harness.airflow_stack import free_port, tail
 
 APT_INSTALL = "apt-get install -y postgresql"
 PIP_INSTALL = 'pip install "psycopg2-binary>=2.9.9" "asyncpg>=0.30.0"'

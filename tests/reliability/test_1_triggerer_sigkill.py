@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, process_alive, wait_until
+from harness.airflow_stack import AirflowStack, process_alive, wait_until
 from tests.reliability.dags.reliability_dags import FANOUT
 from tests.reliability.helpers import (
     execution_records,

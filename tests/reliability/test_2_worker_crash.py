@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, process_alive, wait_until
+from harness.airflow_stack import AirflowStack, process_alive, wait_until
 from tests.reliability.helpers import (
     execution_records,
     kill_all,

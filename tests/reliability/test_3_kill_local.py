@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, StackError, process_alive, wait_until
+from harness.airflow_stack import AirflowStack, StackError, process_alive, wait_until
 from tests.reliability.helpers import (
     ACTIONS,
     KILL_BUDGET,

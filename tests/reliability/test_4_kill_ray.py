@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.airflow_stack import AirflowStack, StackError, wait_until
+from harness.airflow_stack import AirflowStack, StackError, wait_until
 from tests.reliability.conftest import RelRay
 from tests.reliability.dags.reliability_dags import RAY_CONN_ID
 from tests.reliability.helpers import (

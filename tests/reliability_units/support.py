@@ -37,10 +37,11 @@ from executors import (
 )
 from executors.backends.local import LocalExecutor
 from executors.data.literals import from_literal_map
+from executors.engine.driver import DriverSnapshot
 from executors.engine.registry import default_registry
+from harness.fake_ti import FakeTI
+from harness.local_state import state_dir_of
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
-from tests.fake_ti import FakeTI
-from tests.local_state import state_dir_of
 
 REPO = str(Path(__file__).resolve().parents[2])
 
@@ -189,8 +190,8 @@ async def prepare_trigger(
     handle = ExecutionHandle(
         executor_id=executor_id,
         executor_config=config,
-        driver={"task_ctx": ctx.to_dict(), "accepted": accepted, "streak": 0},
-        policy=policy.to_dict(),
+        driver=DriverSnapshot(ctx, accepted=accepted),
+        policy=policy,
         deadline=deadline.isoformat() if deadline else None,
     )
     if start:

@@ -21,9 +21,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from flyteidl.core import literals_pb2, tasks_pb2
 
+from airflow_provider.adoption import STATE_KEY
 from airflow_provider.execution import ExecutionHandle
 from airflow_provider.identity import execution_folder
-from airflow_provider.operators import STATE_KEY, ExecutorOperator
+from airflow_provider.operators import ExecutorOperator
 from executors import (
     DataStore,
     ExecutionDriver,

@@ -18,7 +18,7 @@ from typing import Any
 
 from flyteidl.core import tasks_pb2
 
-from executors.backends.container import task_environment
+from executors.backends.container import make_local_output_folders, task_environment
 from executors.backends.local.admission import Admission
 from executors.backends.local.layout import Layout
 from executors.backends.local.processes import create_time, kill_with_descendants, process
@@ -32,7 +32,6 @@ from executors.backends.local.records import (
 from executors.core.context import TaskContext
 from executors.core.phase import TaskPhase
 from executors.core.status import ErrorOrigin, TaskError, TaskStatus, permanent_failure, retryable_failure
-from executors.data.storage import is_local, local_path
 
 SUPERVISOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "supervisor.py")
 
@@ -137,13 +136,7 @@ class Launcher:
         execution_dir = self._layout.execution_dir(task_ctx)
         cwd = os.path.join(execution_dir, "work")
         os.makedirs(cwd, exist_ok=True)
-        for ref in (
-            task_ctx.outputs_file,
-            task_ctx.raw_output_prefix + "/x",
-            task_ctx.checkpoint_prefix + "/x",
-        ):
-            if is_local(ref):
-                os.makedirs(os.path.dirname(local_path(ref)), exist_ok=True)
+        make_local_output_folders(task_ctx)
         spec = {
             "command": command,
             "cwd": cwd,

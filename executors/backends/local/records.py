@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from executors.backends.local.supervisor import write_json_atomic
 from executors.core.status import TaskError
 
 CLAIM_BYTES = 4096
@@ -36,18 +37,8 @@ def read_json(path: str) -> dict[str, Any] | None:
 
 
 def write_json(path: str, data: Mapping[str, Any]) -> None:
-    """Atomically; on a failure (a full disk) the temporary file is removed too."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError) and exc.filename is None:  # say which file (a flush has no name)
-            raise OSError(exc.errno, f"cannot write {path}: {exc.strerror or exc}") from exc
-        raise
+    """Atomically (without an fsync); on a failure (a full disk) the temporary file is removed too."""
+    write_json_atomic(path, data, fsync=False)
 
 
 def write_all(fd: int, data: bytes, offset: int | None = None) -> None:

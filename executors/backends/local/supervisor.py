@@ -67,15 +67,18 @@ DRAIN_TIMEOUT = 5.0  # after the command and what it left are gone, the pipes ar
 LINUX = sys.platform.startswith("linux")
 
 
-def _write_json_atomic(path: str, data: Mapping[str, object]) -> None:
-    """Write ``data`` to ``path`` atomically; on any failure (a full disk) nothing is left behind,
-    not even the temporary file."""
+def write_json_atomic(path: str, data: Mapping[str, object], *, fsync: bool) -> None:
+    """Write ``data`` to ``path`` atomically (``fsync``: on disk before it is renamed into place);
+    on any failure (a full disk) nothing is left behind, not even the temporary file. The launcher's
+    records are written with it too (``records.write_json``): it lives here because this script
+    imports nothing of the package."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         with open(tmp, "w") as fh:
             json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):
@@ -406,7 +409,7 @@ class Supervisor:
             "started_at": time.time(),
             "subreaper": subreaper,
         }
-        _write_json_atomic(os.path.join(self.state_dir, "pid.json"), started)
+        write_json_atomic(os.path.join(self.state_dir, "pid.json"), started, fsync=True)
         self.reported = True
         _report(started)
         _detach_stdio(self.state_dir)
@@ -420,7 +423,7 @@ class Supervisor:
             thread.join(DRAIN_TIMEOUT)
         for log in logs:
             log.close()
-        _write_json_atomic(
+        write_json_atomic(
             os.path.join(self.state_dir, "exit.json"),
             {
                 "exit_code": exit_code,
@@ -428,6 +431,7 @@ class Supervisor:
                 "left_behind": left,
                 "log_bytes_dropped": {"stdout": logs[0].dropped, "stderr": logs[1].dropped},
             },
+            fsync=True,
         )
         return 0
 
@@ -435,9 +439,10 @@ class Supervisor:
         code = 127 if isinstance(exc, FileNotFoundError) else 126
         error = f"cannot run {self.spec['command'][0]!r}: {exc.strerror or exc}"
         try:
-            _write_json_atomic(
+            write_json_atomic(
                 os.path.join(self.state_dir, "exit.json"),
                 {"exit_code": code, "spawn_error": error, "ended_at": time.time()},
+                fsync=True,
             )
         except OSError as write_error:  # the launcher records it in the claim too
             _note(f"cannot write exit.json: {write_error}")

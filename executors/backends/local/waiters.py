@@ -2,7 +2,7 @@
 
 A start that answered NOT_READY (see :mod:`executors.backends.local.admission`) will ask again; it is
 remembered here, by owner and in order of arrival, and woken (the engine's ``EnqueueOwner`` and
-:func:`executors.engine.driver.wake_owner`) as soon as a slot frees: when this process sees an execution
+:func:`executors.engine.waking.wake_owner`) as soon as a slot frees: when this process sees an execution
 end, or when a look at the running list (every ``SLOT_POLL``, while anyone waits) finds one free,
 as a slot also frees when an execution ends unobserved or in another process.
 """
@@ -20,7 +20,7 @@ from executors.core.context import TaskContext
 from executors.core.interface import EnqueueOwner
 from executors.core.phase import TaskPhase
 from executors.core.status import TaskStatus
-from executors.engine.driver import owner_key, wake_owner
+from executors.engine.waking import owner_key, wake_owner
 
 SLOT_POLL = (0.05, 0.25)
 """Seconds between looks at the running list while starts wait here for a free slot: 2 ms per

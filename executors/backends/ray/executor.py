@@ -55,6 +55,7 @@ from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.backends.container import (
     container_command,
+    make_local_output_folders,
     status_after_success,
     status_from_error_file,
     task_environment,
@@ -72,7 +73,7 @@ from executors.core.status import (
     retryable_failure,
     unknown_status,
 )
-from executors.data.storage import DataStore, is_local, local_path, protocol_of
+from executors.data.storage import DataStore, is_local, protocol_of
 
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 MAX_MESSAGE_CHARS = 2000
@@ -435,19 +436,10 @@ class RayExecutor(Executor):
         return None
 
     async def _make_local_folders(self, task_ctx: TaskContext) -> None:
-        def make() -> None:
-            for ref in (
-                task_ctx.outputs_file,
-                task_ctx.raw_output_prefix + "/x",
-                task_ctx.checkpoint_prefix + "/x",
-            ):
-                if is_local(ref):
-                    os.makedirs(os.path.dirname(local_path(ref)), exist_ok=True)
-
-        # A convenience for commands that open ``<outputPrefix>/outputs.pb`` directly; a shared
-        # mount we cannot write to here is the workers' business, not a reason to fail the start.
+        # A shared mount we cannot write to here is the workers' business, not a reason to fail the
+        # start.
         with contextlib.suppress(OSError):
-            await asyncio.to_thread(make)
+            await asyncio.to_thread(make_local_output_folders, task_ctx)
 
     def _runtime_env(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, Any]:
         env = task_environment(task_ctx, task)

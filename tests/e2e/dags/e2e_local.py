@@ -18,6 +18,7 @@ from typing import Any
 from airflow.sdk import DAG, task
 
 from airflow_provider.operators import ExecutorOperator
+from executors import Cache
 
 PLACEHOLDERS = ["{{.input}}", "{{.outputPrefix}}", "{{.taskTemplatePath}}"]
 START = dt.datetime(2026, 1, 1)
@@ -72,7 +73,7 @@ time.sleep(300)
 """
 
 # d. fails with a RECOVERABLE error on its first attempt, succeeds on the next one. Both d tasks
-# run a few seconds first: see apache/airflow#72716 in tests/e2e/airflow_stack.py (a trigger that
+# run a few seconds first: see apache/airflow#72716 in harness/airflow_stack.py (a trigger that
 # fires right after the deferral can race the worker's exit).
 FLAKY = """
 import os, sys, time
@@ -194,9 +195,7 @@ with DAG(dag_id="e2e_cache_serialized", **COMMON):
         command=["python", "-c", CACHED_SERIAL, *PLACEHOLDERS],
         input_types={"x": int},
         output_types={"y": int},
-        cache=True,
-        cache_version="1",
-        cache_serialize=True,
+        cache=Cache(version="1", serialize=True),
         environment={"E2E_CACHE_MARKER": "{{ dag_run.conf['marker'] }}"},
         poll_interval=1,
     ).expand(inputs=[{"x": 6}] * 10)

@@ -22,6 +22,7 @@ from executors import (
 from executors.backends.local import LocalExecutor
 from executors.catalog import FsspecCatalog
 from executors.catalog.gate import CachingExecutor
+from executors.core.cache import Cache
 from executors.data.literals import from_literal_map, to_literal_map
 from executors.data.task_template import build_task_template
 
@@ -35,7 +36,12 @@ task_io.write_outputs(sys.argv[2], {"y": x * 10}, sys.argv[3])
 """
 
 
-def make_template(marker: Path, *, sleep: float = 0.0, **cache: object) -> tasks_pb2.TaskTemplate:
+CACHED = Cache(version="1")
+
+
+def make_template(
+    marker: Path, *, sleep: float = 0.0, cache: Cache | None = CACHED
+) -> tasks_pb2.TaskTemplate:
     command = [
         "python",
         "-c",
@@ -46,9 +52,9 @@ def make_template(marker: Path, *, sleep: float = 0.0, **cache: object) -> tasks
         str(marker),
         str(sleep),
     ]
-    options: dict = {"cache": True, "cache_version": "1"}  # type: ignore[type-arg]
-    options.update(cache)
-    return build_task_template(command, name="tests.cached", inputs={"x": int}, outputs={"y": int}, **options)
+    return build_task_template(
+        command, name="tests.cached", inputs={"x": int}, outputs={"y": int}, cache=cache
+    )
 
 
 @pytest.fixture
@@ -102,7 +108,7 @@ async def test_miss_populates_then_hit_starts_nothing(
 async def test_not_discoverable_is_disabled(
     gate: CachingExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
 ) -> None:
-    template = make_template(tmp_path / "m", cache=False)
+    template = make_template(tmp_path / "m", cache=None)
     for run_id in ("a", "b"):
         status, _ = await run(gate, store, make_ctx(run=run_id), template, 1)
         assert status.state["catalog"]["status"] == "CACHE_DISABLED"  # type: ignore[index]
@@ -159,7 +165,7 @@ async def test_serialized_identical_executions_compute_once(
     gate: CachingExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
 ) -> None:
     marker = tmp_path / "starts"
-    template = make_template(marker, sleep=1.0, cache_serializable=True)
+    template = make_template(marker, sleep=1.0, cache=Cache(version="1", serialize=True))
     results = await asyncio.gather(*(run(gate, store, make_ctx(run=f"r{i}"), template, 7) for i in range(5)))
     statuses = sorted(s.state["catalog"]["status"] for s, _ in results)  # type: ignore[index]
     assert statuses == ["CACHE_HIT"] * 4 + ["CACHE_POPULATED"]
@@ -172,7 +178,7 @@ async def test_serialized_identical_executions_compute_once(
 async def test_kill_releases_the_reservation(
     gate: CachingExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
 ) -> None:
-    template = make_template(tmp_path / "m", sleep=30, cache_serializable=True)
+    template = make_template(tmp_path / "m", sleep=30, cache=Cache(version="1", serialize=True))
     ctx = make_ctx()
     inputs = to_literal_map({"x": 1}, template.interface.inputs)
     await store.write_protobuf(ctx.inputs_file, inputs)

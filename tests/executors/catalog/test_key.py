@@ -9,6 +9,7 @@ import pytest
 from flyteidl.core import literals_pb2
 
 from executors.catalog import CacheKeyError, cache_key
+from executors.core.cache import Cache
 from executors.data.literals import to_literal_map
 from executors.data.task_template import build_task_template
 
@@ -18,8 +19,7 @@ def template(**overrides: object):  # type: ignore[no-untyped-def]
         name="team.clean",
         inputs={"x": int, "weights": dict[str, float], "note": str},
         outputs={"y": float},
-        cache=True,
-        cache_version="1",
+        cache=Cache(version="1"),
     )
     kwargs.update(overrides)
     return build_task_template(["true"], **kwargs)
@@ -83,7 +83,7 @@ def test_different_inputs_give_different_tags() -> None:
 
 
 def test_ignored_inputs_do_not_count() -> None:
-    t = template(cache_ignore_inputs=["note"])
+    t = template(cache=Cache(version="1", ignored_inputs=("note",)))
     assert cache_key(t, inputs_for(t, note="a")) == cache_key(t, inputs_for(t, note="b"))
     assert cache_key(t, inputs_for(t, x=1)) != cache_key(t, inputs_for(t, x=2))
 
@@ -102,7 +102,7 @@ def test_interface_change_is_a_new_dataset_version_and_version_bump_too() -> Non
     base = cache_key(template(), inputs_for(template()))
     retyped = template(outputs={"y": int})
     assert cache_key(retyped, inputs_for(retyped)).version != base.version
-    bumped = template(cache_version="2")
+    bumped = template(cache=Cache(version="2"))
     key = cache_key(bumped, inputs_for(bumped))
     assert key.version != base.version and key.tag == base.tag
 
@@ -115,13 +115,13 @@ def test_descriptions_do_not_change_the_key() -> None:
 
 
 def test_discoverable_without_version_is_a_clear_error() -> None:
-    t = template(cache_version="")
+    t = template(cache=Cache(version=""))
     with pytest.raises(CacheKeyError, match="team.clean is discoverable but has no discovery_version"):
         cache_key(t, inputs_for(t))
 
 
 def test_not_discoverable_is_an_error() -> None:
-    t = template(cache=False)
+    t = template(cache=None)
     with pytest.raises(CacheKeyError, match="not discoverable"):
         cache_key(t, literals_pb2.LiteralMap())
 

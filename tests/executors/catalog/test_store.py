@@ -11,6 +11,7 @@ import pytest
 from flyteidl.core import identifier_pb2, literals_pb2
 
 from executors.catalog import FsspecCatalog, cache_key
+from executors.core.cache import Cache
 from executors.core.errors import CorruptDataError
 from executors.data.literals import to_literal_map
 from executors.data.task_template import build_task_template
@@ -20,8 +21,7 @@ TEMPLATE = build_task_template(
     name="team.train",
     inputs={"x": int},
     outputs={"y": int, "z": str},
-    cache=True,
-    cache_version="3",
+    cache=Cache(version="3"),
 )
 
 

@@ -29,8 +29,8 @@ from executors import (
 )
 from executors.backends.local import LocalExecutor
 from executors.data.literals import from_literal_map, to_literal_map
-from executors.engine.driver import Waker
 from executors.engine.events import DataStoreEventRecorder
+from executors.engine.waking import Waker
 from tests.conftest import DOUBLER, INT, python_template
 
 RUNNING = TaskStatus(TaskPhase.RUNNING)
@@ -481,7 +481,7 @@ async def test_snapshot_is_json_safe_and_a_resumed_driver_only_checks(
     driver = make_driver(ex, make_ctx(), event_recorders=(ListRecorder(),))
     await driver.step()
     await driver.step()
-    snap = driver.snapshot()
+    snap = driver.snapshot().to_dict()
     wire = json.loads(json.dumps(snap))
     assert wire == snap
     assert (wire["accepted"], wire["streak"]) == (True, 0)
@@ -515,7 +515,7 @@ async def test_snapshot_before_acceptance_keeps_the_streak_and_resumes_with_star
     driver = make_driver(ex, make_ctx())
     await driver.step()
     await driver.step()
-    wire = json.loads(json.dumps(driver.snapshot()))
+    wire = json.loads(json.dumps(driver.snapshot().to_dict()))
     assert (wire["accepted"], wire["streak"]) == (False, 2)
     assert TaskContext.from_dict(wire["task_ctx"]).phase is TaskPhase.NOT_READY
 
@@ -697,7 +697,7 @@ async def test_local_executor_resumed_from_a_snapshot_is_not_launched_twice(
         local, template, ctx, inputs_loader=store_loader(store, ctx), policy=PollPolicy(interval=0.01)
     )
     assert (await first.step()).phase is TaskPhase.RUNNING
-    wire = json.loads(json.dumps(first.snapshot()))
+    wire = json.loads(json.dumps(first.snapshot().to_dict()))
 
     # Another process: a fresh executor over the same state root, a driver rebuilt from the snapshot.
     other = LocalExecutor(state_root=local.state_root)

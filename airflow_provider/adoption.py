@@ -1,0 +1,107 @@
+"""Exactly one execution per try, even across worker crashes.
+
+The operator records the execution of a try in Airflow's task state store *before* starting it
+(and again, marked ``deferred``, when it hands it to the trigger). A later try of the same task
+instance reads that record first: a succeeded execution, or one still running whose worker was
+lost before it deferred, is adopted instead of started again; anything else is stopped.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider.execution import ExecutionHandle, phase_logger
+from executors import DataStore, Executor, PollPolicy, TaskContext, TaskPhase, TaskStatus
+from executors.engine import submission
+from executors.engine.driver import DriverSnapshot, Logger, kill_execution
+from executors.engine.watchdog import call_with_limit
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+STATE_KEY = "executors.execution"
+"""Task state store key holding the execution this task instance last started."""
+
+
+def _state_store(context: Context) -> Any:
+    try:
+        return context["task_state_store"]
+    except KeyError:
+        return None
+
+
+def remember(context: Context, handle: ExecutionHandle, *, deferred: bool = False) -> None:
+    """Record the execution *before* starting it, so a crash right after start leaves a trace;
+    and again when deferring, marked ``deferred``."""
+    state_store = _state_store(context)
+    if state_store is not None:
+        state_store.set(STATE_KEY, {**handle.to_dict(), "deferred": deferred})
+
+
+def _previous(context: Context) -> tuple[ExecutionHandle, bool] | None:
+    state_store = _state_store(context)
+    record = state_store.get(STATE_KEY) if state_store is not None else None
+    if not isinstance(record, dict):
+        return None
+    try:
+        return ExecutionHandle.from_dict(record), bool(record.get("deferred", False))
+    except Exception:  # written by another version of us: ignore
+        return None
+
+
+async def adopt_previous(
+    context: Context,
+    executor: Executor,
+    store: DataStore,
+    ctx: TaskContext,
+    policy: PollPolicy,
+    log: Logger,
+) -> ExecutionHandle | None:
+    """Deal with an execution an earlier try of this task instance started; return its handle to
+    adopt it, or ``None`` to start ``ctx`` afresh.
+
+    Still running, or succeeded: adopt it (a worker lost mid-run must not throw away work or start a
+    duplicate). Failed, killed, or unknown: make sure it is stopped, then start anew. The check is
+    one driver step: time-bounded, an undefined phase a failure, a change of phase an event.
+    """
+    found = _previous(context)
+    if found is None:
+        return None
+    previous, was_deferred = found
+    if previous.task_ctx.generated_name == ctx.generated_name or previous.executor_id != executor.get_id():
+        return None
+    try:
+        template = await call_with_limit(
+            lambda: submission.read_template(store, previous.task_ctx), policy.call_timeout
+        )
+    except Exception as exc:
+        log.warning(
+            "cannot read the task of an earlier try (%s): %s; stopping it",
+            previous.task_ctx.generated_name,
+            exc,
+        )
+        status, snapshot = TaskStatus(TaskPhase.UNKNOWN), previous.driver
+    else:
+        driver = submission.open_driver(
+            executor, template, DriverSnapshot(previous.task_ctx, accepted=True), store,
+            policy=policy, on_change=phase_logger(log, executor.get_id()),
+        )  # fmt: skip
+        status = await driver.step()
+        snapshot = driver.snapshot()
+    # A succeeded execution is always adopted (its outputs are published, nothing runs again).
+    # A running one only if its try never deferred: then its worker was lost between start and
+    # defer. Once deferred, its trigger owned it, so a new try means the user cleared the task
+    # (or Airflow retried it on purpose): stop the old execution and start afresh.
+    running = status.phase in (TaskPhase.RUNNING, TaskPhase.QUEUED)
+    if status.phase is TaskPhase.SUCCEEDED or (running and not was_deferred):
+        return ExecutionHandle(
+            executor_id=previous.executor_id,
+            executor_config=previous.executor_config,
+            driver=DriverSnapshot(snapshot.task_ctx, accepted=True),
+            policy=policy,
+            deadline=previous.deadline,
+            catalog=previous.catalog,
+        )
+    if not status.phase.is_terminal():
+        await kill_execution(executor, previous.task_ctx, "superseded by a new try", policy, log=log)
+    return None

@@ -1,0 +1,108 @@
+"""The end of a try: the cache outcome, the task's output, and its outputs or its failure.
+
+Outputs are returned (XCom ``return_value``; with ``multiple_outputs`` Airflow also pushes each
+under its own name); a failed execution raises the Airflow exception that matches its phase.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from flyteidl.core import tasks_pb2
+
+from airflow_provider.execution import failure_message
+from airflow_provider.links import RUN_URL_XCOM_KEY
+from executors import Executor, TaskContext, TaskPhase, TaskStatus
+from executors.catalog.gate import CacheOutcome
+from executors.core.errors import (
+    CorruptDataError,
+    InterfaceMismatchError,
+    LiteralConversionError,
+    OutputsError,
+)
+from executors.data.storage import RefusedDataError
+from executors.engine.driver import Logger as Log
+from executors.engine.submission import read_typed_outputs
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+CACHE_STATUS_XCOM_KEY = "cache_status"
+"""XCom key of the catalog outcome (flyteidl ``CatalogCacheStatus`` name, e.g. ``CACHE_HIT``)."""
+
+RESERVED_XCOM_KEYS = frozenset({"return_value", RUN_URL_XCOM_KEY, CACHE_STATUS_XCOM_KEY})
+
+
+def check_output_names(template: tasks_pb2.TaskTemplate) -> None:
+    """Outputs must not take the XComs the operator pushes itself."""
+    clashes = RESERVED_XCOM_KEYS & set(template.interface.outputs.variables)
+    if clashes:
+        reserved = ", ".join(sorted(RESERVED_XCOM_KEYS))
+        raise ValueError(
+            f"output(s) {', '.join(sorted(clashes))} would overwrite the XCom of the same name that "
+            f"this operator pushes; rename them (reserved: {reserved})"
+        )
+
+
+def push_run_url(context: Context, executor: Executor, ctx: TaskContext) -> None:
+    url = executor.get_run_url(ctx)
+    if url:
+        context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
+
+
+async def finish(
+    context: Context,
+    executor: Executor,
+    template: tasks_pb2.TaskTemplate,
+    ctx: TaskContext,
+    status: TaskStatus,
+    log: Log,
+) -> dict[str, Any]:
+    """Log the cache outcome and the task's output, then return the outputs of a succeeded
+    execution or raise: ``AirflowFailException`` for a permanent failure, else ``AirflowException``."""
+    outcome = CacheOutcome.of(ctx)
+    if outcome is not None:
+        log.info("cache: %s (key %s)", outcome.status, outcome.key)
+        if outcome.error:
+            log.warning("catalog trouble (the task is not affected): %s", outcome.error)
+        context["ti"].xcom_push(key=CACHE_STATUS_XCOM_KEY, value=outcome.status)
+    try:
+        logs = await executor.read_logs(ctx)
+    except Exception as exc:  # logs are a courtesy: never fail a task over them
+        log.warning("could not read the output of %s: %s", ctx.generated_name, exc)
+        logs = None
+    if logs:
+        log.info("output of %s:\n%s", ctx.generated_name, logs)
+    if status.phase is TaskPhase.SUCCEEDED:
+        return await _outputs(executor, template, ctx, log)
+    message = failure_message(executor.get_id(), ctx, status)
+    if status.phase is TaskPhase.PERMANENT_FAILURE:
+        raise AirflowFailException(message)
+    raise AirflowException(message)
+
+
+async def _outputs(
+    executor: Executor, template: tasks_pb2.TaskTemplate, ctx: TaskContext, log: Log
+) -> dict[str, Any]:
+    what = f"{executor.get_id()} execution {ctx.generated_name} succeeded but its outputs"
+    try:
+        values = await read_typed_outputs(executor, template, ctx)
+    except RefusedDataError as exc:
+        # A FIFO, a device, a symlink out of the folder, a file over its cap: what the task wrote
+        # is refused as it is, and every retry would adopt the same execution.
+        raise AirflowFailException(f"{what} file was refused: {exc}") from exc
+    except (OutputsError, CorruptDataError, LiteralConversionError, InterfaceMismatchError) as exc:
+        # Outputs that do not match the interface: every retry would adopt the same execution.
+        raise AirflowFailException(f"{what} do not match its interface: {exc}") from exc
+    except Exception as exc:
+        # Retryable (the store, the backend): the outputs are still in the execution's folder and
+        # the next try adopts the succeeded execution and publishes them without running it again.
+        raise AirflowException(f"{what} could not be read: {exc}") from exc
+    if not template.interface.outputs.variables:
+        log.info("%s declares no outputs", ctx.generated_name)
+    else:
+        log.info("outputs of %s: %s", ctx.generated_name, json.dumps(values, default=str)[:2000])
+    return values

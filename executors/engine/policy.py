@@ -1,0 +1,49 @@
+"""``PollPolicy``: how often and how patiently an execution is polled; the defaults live here only.
+
+The Airflow configuration options (``poll_interval``, ``unknown_limit``, ``call_timeout``) default
+to these same values, and a handle that carries no policy falls back to them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Any
+
+from executors.core.phase import TaskPhase
+
+
+@dataclasses.dataclass(frozen=True)
+class PollPolicy:
+    """How often and how patiently an execution is polled (all durations in seconds)."""
+
+    interval: float = 5.0
+    """Seconds between two status checks of a running execution."""
+    max_backoff: float = 60.0
+    """The longest wait between two calls while the backend says NOT_READY or UNKNOWN."""
+    jitter: float = 0.2
+    """Each delay is multiplied by a random factor in [1 - jitter, 1 + jitter]: thousands of
+    triggers deferred at once must not poll in lock step."""
+    unknown_limit: int = 10
+    """Consecutive UNKNOWN answers (or set-up failures) before the attempt fails as retryable."""
+    call_timeout: float = 120.0
+    """Seconds one executor call (start, check, kill) may take before it counts as UNKNOWN."""
+
+    def delay(self, phase: TaskPhase, streak: int) -> float:
+        """Seconds to wait before the next call, after ``streak`` consecutive slow-phase answers."""
+        base = self.interval
+        if phase in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN) and streak > 1:
+            base = min(self.max_backoff, self.interval * 2 ** min(streak - 1, 16))
+        return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PollPolicy:
+        """Known fields only; missing ones take the defaults above."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in (data or {}).items() if k in names})
+
+
+DEFAULT_POLICY = PollPolicy()

@@ -1,0 +1,94 @@
+"""Submitting an execution and reading its typed outputs: the one path every caller takes.
+
+An execution is submitted by writing its ``task.pb`` (the template) and ``inputs.pb`` (the checked
+inputs) into its folder *before* anything starts; from then on any process resumes it from its
+:class:`~executors.engine.driver.DriverSnapshot` and those two files, read by URL. The Airflow
+operator and trigger and the ``run-typed-task`` CLI all use these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from flyteidl.core import literals_pb2, tasks_pb2
+
+from executors.catalog.key import cache_key, is_cacheable
+from executors.core.context import TaskContext
+from executors.core.interface import Executor
+from executors.core.status import TaskStatus
+from executors.data.literals import from_literal_map, to_literal_map
+from executors.data.storage import DataStore
+from executors.engine.driver import DriverSnapshot, ExecutionDriver
+from executors.engine.events import DataStoreEventRecorder
+from executors.engine.policy import PollPolicy
+
+
+def typed_inputs(template: tasks_pb2.TaskTemplate, values: Mapping[str, Any]) -> literals_pb2.LiteralMap:
+    """``values`` as the literal map the template's interface declares, checked before anything
+    starts. Raises :class:`~executors.core.errors.ExecutorsError` subclasses naming the input (and,
+    for a cached task, naming what its cache key lacks, e.g. a version)."""
+    inputs = to_literal_map(values, template.interface.inputs, kind="input")
+    if is_cacheable(template):
+        cache_key(template, inputs)
+    return inputs
+
+
+async def submit(
+    store: DataStore, template: tasks_pb2.TaskTemplate, inputs: literals_pb2.LiteralMap, task_ctx: TaskContext
+) -> None:
+    """Write ``task.pb`` and ``inputs.pb`` into the execution's folder (idempotent: the same
+    execution writes the same bytes). Raises :class:`~executors.core.errors.DataStoreError`."""
+    await store.write_protobuf(task_ctx.task_template_file, template)
+    await store.write_protobuf(task_ctx.inputs_file, inputs)
+
+
+async def read_template(store: DataStore, task_ctx: TaskContext) -> tasks_pb2.TaskTemplate:
+    """The template an execution was submitted with."""
+    return await store.read_protobuf(task_ctx.task_template_file, tasks_pb2.TaskTemplate)
+
+
+def open_driver(
+    executor: Executor,
+    template: tasks_pb2.TaskTemplate,
+    snapshot: DriverSnapshot,
+    store: DataStore,
+    *,
+    policy: PollPolicy,
+    on_change: Callable[[TaskContext, TaskStatus], None] | None = None,
+    secrets_loader: Callable[[], Awaitable[dict[str, str]]] | None = None,
+) -> ExecutionDriver:
+    """A driver for a submitted execution, going on from ``snapshot``: the inputs are read from
+    ``inputs.pb`` (only if a start is still needed) and every event is recorded in the store."""
+    inputs_file = snapshot.task_ctx.inputs_file
+
+    async def load_inputs() -> literals_pb2.LiteralMap:
+        return await store.read_protobuf(inputs_file, literals_pb2.LiteralMap)
+
+    return ExecutionDriver.resume(
+        executor,
+        template,
+        snapshot,
+        inputs_loader=load_inputs,
+        policy=policy,
+        event_recorders=(DataStoreEventRecorder(store),),
+        on_change=on_change,
+        secrets_loader=secrets_loader,
+    )
+
+
+async def read_typed_outputs(
+    executor: Executor, template: tasks_pb2.TaskTemplate, task_ctx: TaskContext
+) -> dict[str, Any]:
+    """The outputs of a succeeded execution as plain Python values (``{}`` when none are declared).
+
+    Raises :class:`~executors.data.storage.RefusedDataError` for a file refused as it is (a FIFO, a
+    symlink out of the folder, over its cap), ``OutputsError`` / ``CorruptDataError`` /
+    ``LiteralConversionError`` / ``InterfaceMismatchError`` when what the task wrote does not match
+    its interface, and anything else (the store, the backend) as it comes.
+    """
+    declared = template.interface.outputs.variables
+    if not declared:
+        return {}
+    literals = await executor.resolve_outputs(task_ctx, *declared)
+    return from_literal_map(literals_pb2.LiteralMap(literals=literals), template.interface.outputs)
