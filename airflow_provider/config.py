@@ -10,6 +10,8 @@ import json
 import os
 from typing import Any
 
+from executors.engine.policy import DEFAULT_POLICY
+
 SECTION = "provider_executors"
 
 OPTIONS: dict[str, dict[str, Any]] = {
@@ -37,21 +39,21 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "description": "Seconds between two status checks of a running execution.",
         "type": "float",
         "example": "10",
-        "default": "5",
+        "default": f"{DEFAULT_POLICY.interval:g}",
     },
     "unknown_limit": {
         "description": "Consecutive checks that could not determine the status (backend unreachable) "
         "before the attempt fails as retryable.",
         "type": "integer",
         "example": "20",
-        "default": "10",
+        "default": str(DEFAULT_POLICY.unknown_limit),
     },
     "call_timeout": {
         "description": "Seconds one executor call (start, check, kill) may take before it counts as a "
         "transient failure.",
         "type": "float",
         "example": "60",
-        "default": "120",
+        "default": f"{DEFAULT_POLICY.call_timeout:g}",
     },
     "executor_config": {
         "description": "JSON object: executor id to keyword arguments of that executor, "

@@ -99,6 +99,22 @@ def test_runtime_imports_nothing_of_engine_backends_or_catalog() -> None:
     assert violations(RUNTIME, NOT_IN_RUNTIME) == []
 
 
+def test_running_the_task_side_runtime_loads_no_engine() -> None:
+    """What a task's process imports (``python -m executors.runtime.runner``): not the engine, the
+    backends or the catalog, even through the package's curated surface."""
+    script = (
+        "import json, sys, executors.runtime.runner\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('executors.'))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "executors.runtime.task_io" in loaded
+    assert [m for m in loaded if any(_is_under(m, top) for top in NOT_IN_RUNTIME)] == []
+
+
 @pytest.mark.parametrize(
     ("source", "found"),
     [
