@@ -31,7 +31,7 @@ from airflow_provider.identity import execution_folder
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.triggers import ExecutorTrigger
-from executors import TaskPhase
+from executors import Cache, TaskPhase
 from executors.data.task_template import build_task_template, template_to_dict
 from executors.engine.registry import default_registry
 from harness.fake_ti import FakeTI
@@ -442,6 +442,18 @@ def test_time_options_must_be_positive_seconds(option: str, value: Any) -> None:
 def test_time_options_accept_timedelta_and_none() -> None:
     op = ExecutorOperator(task_id="t", command=["true"], timeout=dt.timedelta(minutes=2), poll_interval=None)
     assert op.timeout == 120.0 and op.poll_interval is None
+
+
+def test_cache_is_one_object_and_the_old_keywords_name_it() -> None:
+    op = ExecutorOperator(
+        task_id="t", command=["true"], input_types={"x": int, "note": str},
+        cache=Cache(version="7", serialize=True, ignored_inputs=("note",)),
+    )  # fmt: skip
+    meta = op.task_template.value["metadata"]
+    assert (meta["discoverable"], meta["discovery_version"], meta["cache_serializable"]) == (True, "7", True)
+    assert meta["cache_ignore_input_vars"] == ["note"]
+    with pytest.raises(TypeError, match=r"cache_version= is now cache=Cache\(version=...\)"):
+        ExecutorOperator(task_id="u", command=["true"], cache=True, cache_version="1")
 
 
 def flyte_template(retries: int = 0, timeout_s: int = 0) -> tasks_pb2.TaskTemplate:

@@ -33,13 +33,35 @@ from executors.core.status import (
 from executors.data.storage import DataStore
 
 
+def unreachable_state(state_dir: str) -> TaskStatus:
+    return TaskStatus(
+        TaskPhase.UNKNOWN,
+        err=TaskError(
+            "StateRootUnreadable",
+            f"the local executor's state folder {os.path.dirname(state_dir)} cannot be read",
+            ErrorOrigin.SYSTEM,
+        ),
+    )
+
+
 def status_from_disk(
     state_dir: str, generated_name: str, *, launch_timeout: float, admission: Admission
 ) -> tuple[TaskStatus, int | None]:
     """The status visible from local files; ``exit_code`` is set when the process ended
     normally and the data store must be consulted (outputs, error.pb). An execution seen over
     has its slot released."""
-    if not os.path.exists(os.path.join(state_dir, "claim")):
+    try:
+        os.stat(os.path.join(state_dir, "claim"))
+        claimed = True
+    except FileNotFoundError:
+        claimed = False
+        # Never started, or the state root itself is gone (its mount vanished): only a state root
+        # that is still a folder tells the two apart. Unreachable is UNKNOWN, never "not started".
+        if not os.path.isdir(os.path.dirname(state_dir)):
+            return unreachable_state(state_dir), None
+    except OSError:  # NotADirectoryError, PermissionError, EIO: the state root cannot be read
+        return unreachable_state(state_dir), None
+    if not claimed:
         return (
             TaskStatus(
                 TaskPhase.UNDEFINED,
