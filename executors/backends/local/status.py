@@ -33,12 +33,32 @@ from executors.core.status import (
 from executors.data.storage import DataStore
 
 
-def unreachable_state(state_dir: str) -> TaskStatus:
+def _not_claimed(state_dir: str, generated_name: str) -> TaskStatus | None:
+    """The status of an execution that has no claim file: never started (UNDEFINED), or UNKNOWN
+    when the state root itself cannot be read (its mount vanished, a file stands in its place);
+    ``None`` when the claim is there."""
+    try:
+        os.stat(os.path.join(state_dir, "claim"))
+        return None
+    except FileNotFoundError:
+        # Only a state root that is still a folder tells "never started" from "unreachable".
+        readable = os.path.isdir(os.path.dirname(state_dir))
+    except OSError:  # NotADirectoryError, PermissionError, EIO
+        readable = False
+    if not readable:
+        return TaskStatus(
+            TaskPhase.UNKNOWN,
+            err=TaskError(
+                "StateRootUnreadable",
+                f"the local executor's state folder {os.path.dirname(state_dir)} cannot be read",
+                ErrorOrigin.SYSTEM,
+            ),
+        )
     return TaskStatus(
-        TaskPhase.UNKNOWN,
+        TaskPhase.UNDEFINED,
         err=TaskError(
-            "StateRootUnreadable",
-            f"the local executor's state folder {os.path.dirname(state_dir)} cannot be read",
+            "NotStarted",
+            f"no local execution named {generated_name} was started (nothing in {state_dir})",
             ErrorOrigin.SYSTEM,
         ),
     )
@@ -50,29 +70,9 @@ def status_from_disk(
     """The status visible from local files; ``exit_code`` is set when the process ended
     normally and the data store must be consulted (outputs, error.pb). An execution seen over
     has its slot released."""
-    try:
-        os.stat(os.path.join(state_dir, "claim"))
-        claimed = True
-    except FileNotFoundError:
-        claimed = False
-        # Never started, or the state root itself is gone (its mount vanished): only a state root
-        # that is still a folder tells the two apart. Unreachable is UNKNOWN, never "not started".
-        if not os.path.isdir(os.path.dirname(state_dir)):
-            return unreachable_state(state_dir), None
-    except OSError:  # NotADirectoryError, PermissionError, EIO: the state root cannot be read
-        return unreachable_state(state_dir), None
-    if not claimed:
-        return (
-            TaskStatus(
-                TaskPhase.UNDEFINED,
-                err=TaskError(
-                    "NotStarted",
-                    f"no local execution named {generated_name} was started (nothing in {state_dir})",
-                    ErrorOrigin.SYSTEM,
-                ),
-            ),
-            None,
-        )
+    unclaimed = _not_claimed(state_dir, generated_name)
+    if unclaimed is not None:
+        return unclaimed, None
     pid = read_json(os.path.join(state_dir, "pid.json"))
     if pid is not None and pids_alive(pid):
         # Running while the command or its supervisor lives, whatever any file says.
