@@ -25,10 +25,10 @@ from executors import (
     ExecutorInitializationParameters,
     TaskContext,
     TaskPhase,
-    TaskStatus,
 )
 from executors.backends.local import LocalExecutor
 from tests.conftest import DOUBLER, INT, make_template, python_template
+from tests.executors.backends.local.helpers import start, wait_final
 
 DOUBLE_TEMPLATE = python_template(
     DOUBLER, "{{.input}}", "{{.outputPrefix}}", inputs={"x": INT}, outputs={"y": INT}
@@ -47,27 +47,6 @@ async def executor(tmp_path: Path, store: DataStore) -> LocalExecutor:
     ex = LocalExecutor(state_root=str(tmp_path / "state"), kill_grace_period=2)
     await ex.initialize(ExecutorInitializationParameters(data_store=store))
     return ex
-
-
-async def start(
-    executor: LocalExecutor, store: DataStore, ctx: TaskContext, template: tasks_pb2.TaskTemplate,
-    inputs: literals_pb2.LiteralMap | None = None,
-) -> TaskStatus:  # fmt: skip
-    inputs = inputs if inputs is not None else literals_pb2.LiteralMap()
-    await store.write_protobuf(ctx.inputs_file, inputs)
-    return await executor.start_task(ctx, template, inputs)
-
-
-async def wait_final(
-    executor: LocalExecutor, ctx: TaskContext, template: tasks_pb2.TaskTemplate, timeout: float = 20
-) -> TaskStatus:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = await executor.check_task_status(ctx, template)
-        if status.phase.is_final_for_execution():
-            return status
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"still {status} after {timeout}s")
 
 
 async def test_crash_is_retryable_with_the_log_tail(
