@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ from executors import (
 )
 from executors.backends.local import LocalExecutor
 from executors.engine.driver import DriverSnapshot
+from executors.testing import ContractTasks
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 
 POLICY = PollPolicy(interval=0.1, max_backoff=0.3, jitter=0.0, unknown_limit=10, call_timeout=30.0)
@@ -57,22 +59,6 @@ TREE = textwrap.dedent(
     time.sleep(300)
     """
 )
-
-
-def error_script(kind: str) -> str:
-    return textwrap.dedent(
-        f"""
-        import sys
-        from flyteidl.core import errors_pb2, execution_pb2
-        doc = errors_pb2.ErrorDocument()
-        doc.error.code = "BadThing"
-        doc.error.message = "the input was odd"
-        doc.error.kind = errors_pb2.ContainerError.{kind}
-        doc.error.origin = execution_pb2.ExecutionError.USER
-        open(sys.argv[1] + "/error.pb", "wb").write(doc.SerializeToString())
-        sys.exit(1)
-        """
-    )
 
 
 @dataclasses.dataclass
@@ -229,13 +215,17 @@ async def test_run_yields_one_succeeded_event(tmp_path: Path, config: dict[str, 
 
 
 @pytest.mark.parametrize(
-    ("kind", "phase"),
-    [("RECOVERABLE", TaskPhase.RETRYABLE_FAILURE), ("NON_RECOVERABLE", TaskPhase.PERMANENT_FAILURE)],
+    ("recoverable", "phase"),
+    [(True, TaskPhase.RETRYABLE_FAILURE), (False, TaskPhase.PERMANENT_FAILURE)],
+    ids=["RECOVERABLE", "NON_RECOVERABLE"],
 )
 async def test_run_reports_the_error_document(
-    kind: str, phase: TaskPhase, tmp_path: Path, config: dict[str, Any]
+    recoverable: bool, phase: TaskPhase, tmp_path: Path, config: dict[str, Any]
 ) -> None:
-    prepared = await prepare(tmp_path, python_template(error_script(kind), "{{.outputPrefix}}"), config)
+    task = ContractTasks(sys.executable).write_error(
+        code="BadThing", message="the input was odd", recoverable=recoverable, exit_code=1
+    )
+    prepared = await prepare(tmp_path, task, config)
 
     status = final_status(await run_to_end(trigger_for(prepared)))
 
