@@ -1,6 +1,6 @@
 """Who an Airflow task attempt is, in Flyte's terms, and where its data lives.
 
-Mapping (documented in the README): a DAG run is a workflow execution (project ``airflow``,
+Mapping (documented in docs/flyte-compatibility.md): a DAG run is a workflow execution (project ``airflow``,
 domain = DAG id, name = run id); a task (with its map index) is a node; Airflow's ``try_number``
 1, 2, ... is Flyte's ``retry_attempt`` 0, 1, .... The task identifier is the template's own id when
 it has one (templates serialized by Flyte keep their project/domain/name/version), else

@@ -5,7 +5,7 @@ Needs a Ray head whose dashboard (Jobs API) answers at ``RAY_DASHBOARD_ADDRESS``
 --include-dashboard true``, with this project installed in the Ray nodes' Python environment
 (the command imports ``executors.runtime.task_io``). With a dashboard on this machine the default data dir
 (a local folder) works; for a remote cluster the data dir must be an object store or a shared
-mount (see "The Ray executor" in README.md).
+mount (see "The Ray executor" in docs/executors.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``rel_worker_crash`` runs on the test-only executor ``crashy-local`` (crashy_executor.py): try 1
 records the execution in the task state store, starts the local process, then its task process
-SIGKILLs itself. README, "A lost worker neither duplicates nor orphans": try 2 (retries=1) must
+SIGKILLs itself. docs/reliability.md, "A lost worker neither duplicates nor orphans": try 2 (retries=1) must
 find try 1's still-running execution, adopt it rather than start another, and end with its outputs.
 The local process waits for the test's ``release`` file, so it is certainly still running when
 try 2 looks at it.

@@ -1,6 +1,6 @@
 """Scenario 3: user actions on a deferred task stop its local execution; a triggerer restart does not.
 
-README, "User actions stop the backend": marking a deferred task failed or success, clearing it,
+docs/reliability.md, "User actions stop the backend": marking a deferred task failed or success, clearing it,
 or failing its run calls the trigger's ``on_kill``, which kills the execution; ``cleanup()``, which
 runs on every triggerer restart, kills nothing. Four runs of ``rel_kill_local`` start together (one
 per action; each task a process tree: the command and a ``sleep`` child, plus the local executor's
