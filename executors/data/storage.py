@@ -125,6 +125,12 @@ class DataStore:
     def __init__(self, storage_options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self._storage_options = {k: dict(v) for k, v in (storage_options or {}).items()}
 
+    @property
+    def storage_options(self) -> dict[str, dict[str, Any]]:
+        """The fsspec options per protocol this store was built with (a copy): what another
+        process needs to open the same store (``DataStore(store.storage_options)``)."""
+        return {k: dict(v) for k, v in self._storage_options.items()}
+
     def _options(self, protocol: str) -> dict[str, Any]:
         return dict(self._storage_options.get(protocol, {}))
 

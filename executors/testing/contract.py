@@ -61,10 +61,6 @@ async def initialized_executor(
         await executor.close()
 
 
-def _storage_options(store: DataStore) -> dict[str, Any]:
-    return dict(getattr(store, "_storage_options", {}) or {})
-
-
 @dataclasses.dataclass
 class ContractRun:
     """What one contract check works with: the executor, the data dir, and helpers that start and
@@ -513,7 +509,7 @@ class ExecutorContract:
             request = {
                 "executor_id": contract.executor_id,
                 "executor_options": dict(contract.executor_options),
-                "storage_options": _storage_options(contract.store),
+                "storage_options": contract.store.storage_options,
                 "task_ctx": carried.to_dict(),
                 "template": template.SerializeToString().hex(),
                 "release": release,
