@@ -15,7 +15,8 @@ imports Airflow.
 
 from __future__ import annotations
 
-from executors.testing.contract import ContractRun, ExecutorContract, initialized_executor
+from executors.testing.contract import ExecutorContract
+from executors.testing.run import ContractRun, initialized_executor
 from executors.testing.tasks import ContractTasks
 
 __all__ = ["ContractRun", "ContractTasks", "ExecutorContract", "initialized_executor"]
