@@ -23,6 +23,7 @@ from executors.core.interface import Executor, ExecutorInitializationParameters
 from executors.core.phase import TaskPhase
 from executors.core.status import TaskStatus
 from executors.data.storage import DataStore, join
+from executors.engine import submission
 from executors.engine.registry import create_executor
 from executors.testing.reattach import RESULT_MARK
 from executors.testing.tasks import ContractTasks
@@ -97,8 +98,7 @@ class ContractRun:
     ) -> literals_pb2.LiteralMap:
         """What the engine does before a start: write ``task.pb`` and ``inputs.pb``."""
         inputs = inputs if inputs is not None else literals_pb2.LiteralMap()
-        await self.store.write_protobuf(ctx.task_template_file, template)
-        await self.store.write_protobuf(ctx.inputs_file, inputs)
+        await submission.submit(self.store, template, inputs, ctx)
         return inputs
 
     async def count_files(self, prefix: str) -> int:

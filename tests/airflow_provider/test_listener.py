@@ -39,6 +39,7 @@ from airflow_provider.listener import (
 )
 from airflow_provider.triggers import ExecutorTrigger
 from executors import DataStore, OwnerReference, PollPolicy, TaskContext, TaskExecutionID, TaskPhase
+from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
 
@@ -163,8 +164,7 @@ async def start(
         owner_id=f"listener_dag/manual__1/{name}",
         owner_reference=OwnerReference(kind="TaskInstance", name=f"listener_dag.{name}"),
     )
-    await store.write_protobuf(ctx.task_template_file, template)
-    await store.write_protobuf(ctx.inputs_file, inputs or literals_pb2.LiteralMap())
+    await submission.submit(store, template, inputs or literals_pb2.LiteralMap(), ctx)
     handle = ExecutionHandle(
         executor_id="local",
         executor_config=config,

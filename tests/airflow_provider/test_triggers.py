@@ -37,6 +37,7 @@ from executors import (
     TaskStatus,
 )
 from executors.backends.local import LocalExecutor
+from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
 from executors.testing import ContractTasks
 from tests.conftest import DOUBLER, INT, make_identifier, python_template
@@ -98,8 +99,7 @@ async def prepare(
         owner_id=f"dag/run/{name}",
         owner_reference=OwnerReference(kind="TaskInstance", name=f"dag.{name}"),
     )
-    await store.write_protobuf(ctx.task_template_file, template)
-    await store.write_protobuf(ctx.inputs_file, inputs or literals_pb2.LiteralMap())
+    await submission.submit(store, template, inputs or literals_pb2.LiteralMap(), ctx)
     handle = ExecutionHandle(
         executor_id="local",
         executor_config=config,

@@ -37,6 +37,7 @@ from executors import (
 )
 from executors.backends.local import LocalExecutor
 from executors.data.literals import from_literal_map
+from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
 from executors.engine.registry import default_registry
 from harness.fake_ti import FakeTI
@@ -185,8 +186,7 @@ async def prepare_trigger(
         owner_reference=OwnerReference(kind="TaskInstance", name=f"dag.{name}"),
     )
     if write:
-        await store.write_protobuf(ctx.task_template_file, template)
-        await store.write_protobuf(ctx.inputs_file, inputs or literals_pb2.LiteralMap())
+        await submission.submit(store, template, inputs or literals_pb2.LiteralMap(), ctx)
     handle = ExecutionHandle(
         executor_id=executor_id,
         executor_config=config,
