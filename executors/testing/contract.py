@@ -22,6 +22,7 @@ import pytest_asyncio
 from flyteidl.core import literals_pb2
 
 from executors import PollPolicy
+from executors.core.interface import Executor
 from executors.core.phase import TaskPhase
 from executors.core.status import ErrorOrigin, TaskStatus
 from executors.data.storage import DataStore, join
@@ -31,6 +32,7 @@ from executors.testing.run import (
     STARTED,
     ContractRun,
     in_another_process,
+    initialized_executor,
     resolve_executor,
 )
 from executors.testing.tasks import ContractTasks, int_inputs
@@ -54,16 +56,18 @@ class ExecutorContract:
         the kit builds other instances with them, in another process
         (``create_executor(executor_id, **executor_options)``), so the backend must be registered
         (its entry point installed).
-    ``executor``
-        an *initialized* executor built from those options (the fixture initializes and closes it;
-        :func:`initialized_executor` does both), or a factory (sync or async) of one, which the kit
-        then closes itself.
     ``data_dir``
         a folder or fsspec URL under which each check gets the data dir of its executions
         (``<data_dir>/<generated name>``); the backend's workers must be able to read and write it
         under that same name (for a backend on this machine, ``tmp_path`` is fine).
 
     Optional fixtures (looked up by name; define them anywhere a fixture can be defined):
+
+    ``executor``
+        the executor under test. Default: ``create_executor(executor_id, **executor_options)``,
+        initialized and closed by :func:`initialized_executor`. Override it with an *initialized*
+        executor (the fixture initializes and closes it) or a factory (sync or async) of one, which
+        the kit then closes itself.
 
     ``unreachable_executor``
         an initialized executor configured like ``executor`` but whose backend cannot be reached
@@ -90,7 +94,7 @@ class ExecutorContract:
 
     Example::
 
-        from executors.testing import ExecutorContract, initialized_executor
+        from executors.testing import ExecutorContract
 
         class TestMyExecutorContract(ExecutorContract):
             @pytest.fixture
@@ -102,15 +106,10 @@ class ExecutorContract:
                 return {"address": my_cluster.url}
 
             @pytest.fixture
-            async def executor(self, executor_id, executor_options):
-                async with initialized_executor(executor_id, executor_options) as executor:
-                    yield executor
-
-            @pytest.fixture
             def data_dir(self, tmp_path):
                 return str(tmp_path)
 
-    (With pytest-asyncio in strict mode, decorate the async ``executor`` fixture with
+    (With pytest-asyncio in strict mode, decorate an async ``executor`` fixture of your own with
     ``@pytest_asyncio.fixture``.) The checks are ``async`` test methods marked ``asyncio``; each
     starts its own executions, with unique names, and kills what it leaves running.
     """
@@ -153,6 +152,14 @@ class ExecutorContract:
             if exc.argname != name:
                 raise  # the fixture exists; one of its own dependencies is missing
             return False, None
+
+    @pytest_asyncio.fixture
+    async def executor(
+        self, executor_id: str, executor_options: Mapping[str, Any]
+    ) -> AsyncIterator[Executor]:
+        """The default executor under test: built from the registry with ``executor_options``."""
+        async with initialized_executor(executor_id, executor_options) as executor:
+            yield executor
 
     @pytest.fixture
     def contract_data_store(self, request: pytest.FixtureRequest) -> DataStore:

@@ -34,11 +34,6 @@ class TestLocalExecutorContract(ExecutorContract):
         return {"state_root": str(tmp_path / "state"), "kill_grace_period": 2}
 
     @pytest.fixture
-    async def executor(self, executor_id: str, executor_options: dict[str, Any]) -> AsyncIterator[Executor]:
-        async with initialized_executor(executor_id, executor_options) as executor:
-            yield executor
-
-    @pytest.fixture
     def data_dir(self, tmp_path: Path) -> str:
         return str(tmp_path / "executions")
 

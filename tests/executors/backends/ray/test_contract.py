@@ -25,11 +25,6 @@ class TestRayExecutorContract(ExecutorContract):
         return {"address": ray_head.address, "request_timeout": 10}
 
     @pytest.fixture
-    async def executor(self, executor_id: str, executor_options: dict[str, Any]) -> AsyncIterator[Executor]:
-        async with initialized_executor(executor_id, executor_options) as executor:
-            yield executor
-
-    @pytest.fixture
     def data_dir(self, tmp_path: Path) -> str:
         # A local folder is shared with the workers: the head runs on this machine (loopback address).
         return str(tmp_path / "executions")
