@@ -5,14 +5,13 @@ local executor (registered under its own id, so operators and triggers find it b
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,41 +112,6 @@ async def healthy_run(base: Path, x: int, *, name: str = "healthy") -> int:
     values = from_literal_map(literals_pb2.LiteralMap(literals=literals), DOUBLE.interface.outputs)
     assert values == {"y": 2 * x}, values
     return int(values["y"])
-
-
-# -- loop-gap monitor ----------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class LoopGaps:
-    gaps: list[float] = dataclasses.field(default_factory=list)
-
-    @property
-    def worst(self) -> float:
-        return max(self.gaps, default=0.0)
-
-
-@contextlib.asynccontextmanager
-async def loop_monitor(tick: float = 0.01) -> AsyncIterator[LoopGaps]:
-    """Measures how late a 10 ms ticker wakes up: the longest time the loop was not served."""
-    result = LoopGaps()
-    stop = asyncio.Event()
-
-    async def ticker() -> None:
-        last = time.monotonic()
-        while not stop.is_set():
-            await asyncio.sleep(tick)
-            now = time.monotonic()
-            result.gaps.append(now - last - tick)
-            last = now
-
-    task = asyncio.ensure_future(ticker())
-    await asyncio.sleep(0)
-    try:
-        yield result
-    finally:
-        stop.set()
-        await task
 
 
 # -- triggers ------------------------------------------------------------------------------------
