@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import BENCH_DIR, REPO, Report, cli, fmt, log, percentile
+from harness.loop_gaps import loop_monitor
 
 SIZES, QUICK_SIZES = (1_000, 5_000, 10_000), (500, 1_000, 2_000)
 WINDOW, QUICK_WINDOW = 30.0, 5.0
@@ -53,10 +54,15 @@ WARMUP, QUICK_WARMUP = 5.0, 2.0
 PROFILE_SECONDS, QUICK_PROFILE_SECONDS = 15.0, 5.0
 POLL_INTERVAL = 1.0
 LAG_TICK = 0.010
+SUBWINDOWS = 5
+"""The window is measured in this many equal parts too: their min - max is the spread printed."""
+STALL_TARGET_MS = 200.0
+"""No single event-loop stall this long in the window at the largest N."""
 PROFILE_RATE = 100
 
 LAG_TARGET_MS = 100.0
 CPU_RATIO_TARGET = 2.0
+MEMORY_RATIO_TARGET = 1.5
 
 
 # =====================================================================================================
@@ -246,16 +252,7 @@ async def _worker_main(args: dict[str, Any]) -> dict[str, Any]:
     triggers = [cls(**kw) for kw in kwargs_list]
     del kwargs_list
     events: list[Any] = []
-    lags: list[float] = []
     measuring = False
-    stop = False
-
-    async def monitor() -> None:
-        while not stop:
-            start = time.perf_counter()
-            await asyncio.sleep(LAG_TICK)
-            if measuring:
-                lags.append(time.perf_counter() - start - LAG_TICK)
 
     global SEEN
     gc_pauses: list[tuple[int, float]] = []
@@ -268,26 +265,43 @@ async def _worker_main(args: dict[str, Any]) -> dict[str, Any]:
             gc_pauses.append((int(info["generation"]), time.perf_counter() - gc_started[0]))
 
     gc.callbacks.append(on_gc)
-    monitor_task = asyncio.create_task(monitor())
     started = time.perf_counter()
-    tasks = [asyncio.create_task(_consume(t, use_greenback, events)) for t in triggers]
-    # Warm-up: until every trigger has read its task.pb and polled once (at most 10 minutes), then
-    # ``warmup`` seconds more so the first, synchronized polls spread out over the jitter.
-    assert SEEN is not None
-    while len(SEEN) < n and time.perf_counter() - started < 600:
-        await asyncio.sleep(0.05)
-    all_started = time.perf_counter() - started
-    started_count = len(SEEN)
-    SEEN = None
-    await asyncio.sleep(warmup)
+    # The ramp has a monitor of its own: its gaps (the start burst, the first reads of task.pb) are
+    # reported apart from the window's.
+    async with loop_monitor(LAG_TICK) as ramp:
+        tasks = [asyncio.create_task(_consume(t, use_greenback, events)) for t in triggers]
+        # Warm-up: until every trigger has read its task.pb and polled once (at most 10 minutes),
+        # then ``warmup`` seconds more so the first, synchronized polls spread out over the jitter.
+        assert SEEN is not None
+        while len(SEEN) < n and time.perf_counter() - started < 600:
+            await asyncio.sleep(0.05)
+        all_started = time.perf_counter() - started
+        started_count = len(SEEN)
+        SEEN = None
+        await asyncio.sleep(warmup)
+    # The measurements between warm-up and window stop the loop themselves (a full collection walks
+    # every tracked object): timed here, and outside both monitors. (Before, the window's ticker was
+    # asleep across them, so its first sample counted them as a stall of the window.)
+    pause0 = time.perf_counter()
     gc.collect()
+    full_gc_s = time.perf_counter() - pause0
     rss_after = _rss()
     tracked = len(gc.get_objects())
-    polls0, cpu0, t0 = POLLS[0], _cpu(), time.perf_counter()
-    measuring = True
-    await asyncio.sleep(window)
-    measuring = False
-    polls1, cpu1, t1 = POLLS[0], _cpu(), time.perf_counter()
+    setup_pause_s = time.perf_counter() - pause0
+    async with loop_monitor(LAG_TICK) as gaps:
+        polls0, cpu0, t0 = POLLS[0], _cpu(), time.perf_counter()
+        measuring = True
+        parts: list[tuple[float, float]] = []  # (polls/s, CPU us/poll) per sub-window: the spread
+        for _ in range(SUBWINDOWS):
+            p0, c0, s0 = POLLS[0], _cpu(), time.perf_counter()
+            await asyncio.sleep(window / SUBWINDOWS)
+            p1, c1, s1 = POLLS[0], _cpu(), time.perf_counter()
+            parts.append(((p1 - p0) / (s1 - s0), (c1 - c0) / max(1, p1 - p0) * 1e6))
+        measuring = False
+        polls1, cpu1, t1 = POLLS[0], _cpu(), time.perf_counter()
+    lags = [tick.late for tick in gaps.ticks]
+    worst = max(gaps.ticks, key=lambda tick: tick.late, default=None)
+    ramp_worst = max(ramp.ticks, key=lambda tick: tick.late, default=None)
 
     result: dict[str, Any] = {
         "n": n,
@@ -299,12 +313,25 @@ async def _worker_main(args: dict[str, Any]) -> dict[str, Any]:
         "cpu_s": cpu1 - cpu0,
         "cpu_per_poll_us": (cpu1 - cpu0) / max(1, polls1 - polls0) * 1e6,
         "cpu_util": (cpu1 - cpu0) / (t1 - t0),
+        "parts_polls_per_s": [pp for pp, _ in parts],
+        "parts_cpu_per_poll_us": [cc for _, cc in parts],
         "lag_ms": {
             "p50": percentile(lags, 50) * 1000,
             "p99": percentile(lags, 99) * 1000,
             "max": (max(lags) if lags else float("nan")) * 1000,
             "samples": len(lags),
+            "over_200ms": sum(1 for lag in lags if lag >= 0.2),
+            "worst_gc_ms": (worst.gc if worst else 0.0) * 1000,
+            "worst_stack": worst.stack if worst else "",
         },
+        "ramp_lag_ms": {
+            "max": (ramp_worst.late if ramp_worst else float("nan")) * 1000,
+            "worst_gc_ms": (ramp_worst.gc if ramp_worst else 0.0) * 1000,
+            "worst_stack": ramp_worst.stack if ramp_worst else "",
+            "gc_total_ms": sum(tick.gc for tick in ramp.ticks) * 1000,
+        },
+        "full_gc_ms": full_gc_s * 1000,
+        "setup_pause_ms": setup_pause_s * 1000,
         "rss_before_mb": rss_before / 2**20,
         "rss_after_mb": rss_after / 2**20,
         "bytes_per_trigger": (rss_after - rss_before) / n,
@@ -336,10 +363,9 @@ async def _worker_main(args: dict[str, Any]) -> dict[str, Any]:
         result["profile_cpu_per_poll_us"] = (_cpu() - cpu_p0) / max(1, POLLS[0] - polls_p0) * 1e6
         result["profile_file"] = str(out)
 
-    stop = True
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, monitor_task, return_exceptions=True)
+    await asyncio.gather(*tasks, return_exceptions=True)
     return result
 
 
@@ -522,19 +548,23 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
             )
 
     rows = [
-        "| N | kind | all started after | polls/s | CPU us/poll | CPU use (cores) | lag p50 ms | "
-        "lag p99 ms | lag max ms | KiB/trigger | GC objects/trigger | GC time in window | "
+        "| N | kind | all started after | polls/s (sub-windows min - max) | CPU us/poll (min - max) | "
+        "CPU use (cores) | lag p50 ms | lag p99 ms | lag max ms (of it GC) | ramp: worst gap ms (of it GC) | "
+        "KiB/trigger | GC objects/trigger | one full GC pass | GC time in window | "
         "full (gen2) GCs, longest |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (n, kind, gb), r in sorted(results.items(), key=lambda kv: (kv[0][0], kv[0][2], kv[0][1])):
         lag = r["lag_ms"]
         rows.append(
             f"| {n:,} | {kind}{' + greenback portal' if gb else ''} | {r['all_started_s']:.1f} s | "
-            f"{fmt(r['polls_per_s'])} | "
-            f"{fmt(r['cpu_per_poll_us'])} | {r['cpu_util']:.2f} | {fmt(lag['p50'])} | {fmt(lag['p99'])} | "
-            f"{fmt(lag['max'])} | {fmt(r['bytes_per_trigger'] / 1024)} | "
-            f"{fmt(r['gc_tracked_objects_per_trigger'])} | {100 * _gc_seconds(r) / r['window_s']:.0f} % | "
+            f"{fmt(r['polls_per_s'])} ({_spread(r['parts_polls_per_s'])}) | "
+            f"{fmt(r['cpu_per_poll_us'])} ({_spread(r['parts_cpu_per_poll_us'])}) | {r['cpu_util']:.2f} | "
+            f"{fmt(lag['p50'])} | {fmt(lag['p99'])} | {fmt(lag['max'])} ({fmt(lag['worst_gc_ms'])}) | "
+            f"{fmt(r['ramp_lag_ms']['max'])} ({fmt(r['ramp_lag_ms']['worst_gc_ms'])}) | "
+            f"{fmt(r['bytes_per_trigger'] / 1024)} | "
+            f"{fmt(r['gc_tracked_objects_per_trigger'])} | {fmt(r['full_gc_ms'])} ms | "
+            f"{100 * _gc_seconds(r) / r['window_s']:.0f} % | "
             f"{r['gc']['2']['count']}, {fmt(r['gc']['2']['max_ms'])} ms |"
         )
 
@@ -566,7 +596,23 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
             baseline_label="sleep-only",
             target=f"< {LAG_TARGET_MS:g} ms" if judged else "-",
             met=(t["lag_ms"]["p99"] < LAG_TARGET_MS) if judged else None,
-            notes=f"p50 {fmt(t['lag_ms']['p50'])} ms, max {fmt(t['lag_ms']['max'])} ms",
+            notes=f"p50 {fmt(t['lag_ms']['p50'])} ms; 1 run, {t['lag_ms']['samples']:,} ticks",
+        )
+        report.add(
+            f"in-process, N={n:,}: longest event-loop stall in the window",
+            t["lag_ms"]["max"],
+            "ms",
+            baseline=b["lag_ms"]["max"],
+            baseline_label="sleep-only, same run",
+            target=f"< {STALL_TARGET_MS:g} ms" if judged else "-",
+            met=(t["lag_ms"]["max"] < STALL_TARGET_MS) if judged else None,
+            notes=(
+                f"of it GC {fmt(t['lag_ms']['worst_gc_ms'])} ms; ticks >= 200 ms: "
+                f"{t['lag_ms']['over_200ms']}; ramp's worst gap {fmt(t['ramp_lag_ms']['max'])} ms "
+                f"(GC {fmt(t['ramp_lag_ms']['worst_gc_ms'])} ms), baseline's "
+                f"{fmt(b['ramp_lag_ms']['max'])} ms; one full GC pass {fmt(t['full_gc_ms'])} ms "
+                f"(baseline {fmt(b['full_gc_ms'])} ms)"
+            ),
         )
         report.add(
             f"in-process, N={n:,}: memory per trigger",
@@ -574,6 +620,9 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
             "KiB",
             baseline=b["bytes_per_trigger"] / 1024,
             baseline_label="sleep-only + same kwargs",
+            target=f"<= {MEMORY_RATIO_TARGET:g}x baseline" if judged else "-",
+            met=(t["bytes_per_trigger"] <= MEMORY_RATIO_TARGET * b["bytes_per_trigger"]) if judged else None,
+            notes="RSS; 1 run",
         )
     t, b = results[(largest, "trigger", True)], results[(largest, "baseline", True)]
     report.add(
@@ -601,6 +650,15 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
         "collection walks every tracked object of the process, and the event loop stands still meanwhile."
     )
     big = results[(largest, "trigger", False)]
+    for kind in ("trigger", "baseline"):
+        r = results[(largest, kind, False)]
+        for what, lag in (("window", r["lag_ms"]), ("ramp", r["ramp_lag_ms"])):
+            if lag.get("worst_stack"):
+                details.append(
+                    f"\nN={largest:,} {kind}, the {what}'s worst gap ({fmt(lag['max'])} ms, of it GC "
+                    f"{fmt(lag['worst_gc_ms'])} ms): the loop thread was in (harness/loop_gaps.py "
+                    f"watchdog)\n\n```\n{lag['worst_stack'].rstrip()}\n```"
+                )
     if big.get("profile_file"):
         details.append("")
         details.append(
@@ -617,6 +675,10 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
     report.details += "\n".join(details) + "\n"
 
 
+def _spread(values: list[float]) -> str:
+    return f"{fmt(min(values))} - {fmt(max(values))}" if values else "-"
+
+
 def _gc_seconds(result: dict[str, Any]) -> float:
     return float(sum(g["seconds"] for g in result["gc"].values()))
 
@@ -630,13 +692,22 @@ def args_profile_seconds(quick: bool) -> float:
 # =====================================================================================================
 
 
-REAL_TASKS, QUICK_REAL_TASKS = 1_000, 50
+REAL_STEPS, QUICK_REAL_STEPS = (1_000, 2_000), (50, 150)
+"""Deferred tasks held at each step: first the bare baseline, then ours (the same counts).
+
+``BENCH_REAL_STEPS=1000,5000`` overrides it. Ours are deferred by a worker running execute(),
+about 2-4 tasks a second on two cores (the api-server alone spends ~0.25 CPU s per task), so a
+5,000 step adds ~20-40 min of ramp; the bare baseline starts from the triggerer in seconds."""
 REAL_MAX_CONCURRENT, QUICK_REAL_MAX_CONCURRENT = 250, 25
+REAL_PARALLELISM = 16
 REAL_WINDOW, QUICK_REAL_WINDOW = 60.0, 15.0
+REAL_SUBWINDOWS = 4
 REAL_IDLE_WINDOW, QUICK_REAL_IDLE_WINDOW = 15.0, 5.0
-REAL_RAMP_LIMIT = 480.0
+REAL_RAMP_LIMIT = 900.0
 REAL_PROFILE_SECONDS, QUICK_REAL_PROFILE_SECONDS = 20.0, 5.0
 BLOCKED = "async thread was blocked"
+BARE_DAGS = ("bench_triggerer_sleep", "bench_triggerer_sleep_more")
+OUR_DAGS = ("bench_triggerer_load", "bench_triggerer_load_more")
 
 
 def _count_in_log(path: Path, needle: str) -> int:
@@ -664,111 +735,212 @@ def _tree_cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
+def _tree_total(cpu: dict[int, tuple[str, float]]) -> float:
+    return sum(c for _, c in cpu.values())
+
+
+def _deferred(stack: Any, runs: list[tuple[str, str]]) -> int:
+    from benchmarks.stack import count_in_state
+
+    total = 0
+    for dag_id, run_id in runs:
+        for attempt in range(5):  # a busy api-server may time out once
+            try:
+                total += count_in_state(stack, dag_id, run_id, "deferred")
+                break
+            except Exception as exc:
+                log(f"  (task count: {type(exc).__name__}, again)")
+                time.sleep(2 + attempt)
+    return total
+
+
+def _window(
+    pid: int, seconds: float, parts: int
+) -> tuple[float, list[float], dict[int, tuple[str, float]], dict[int, tuple[str, float]]]:
+    """The triggerer tree's CPU (cores) over ``seconds``, and over each of ``parts`` sub-windows."""
+    first = cpu = _tree_cpu_by_process(pid)
+    t_first = t = time.perf_counter()
+    parts_cpu = []
+    for _ in range(parts):
+        time.sleep(seconds / parts)
+        now_cpu, now = _tree_cpu_by_process(pid), time.perf_counter()
+        parts_cpu.append((_tree_total(now_cpu) - _tree_total(cpu)) / (now - t))
+        cpu, t = now_cpu, now
+    return (_tree_total(cpu) - _tree_total(first)) / (t - t_first), parts_cpu, first, cpu
+
+
+def _hold(
+    stack: Any, pid: int, dag_id: str, target: int, runs: list[tuple[str, str]], window: float, label: str
+) -> dict[str, Any]:
+    """Trigger ``dag_id`` (on top of ``runs``), wait until ``target`` tasks are deferred, then
+    measure the triggerer over ``window``."""
+    from benchmarks.stack import start_run
+
+    triggerer_log = stack.component_logs / "triggerer.log"
+    blocked0 = _count_in_log(triggerer_log, BLOCKED)
+    ramp_cpu0 = _tree_total(_tree_cpu_by_process(pid))
+    run_id, started = start_run(stack, dag_id, label)
+    runs.append((dag_id, run_id))
+    deferred = 0
+    while time.perf_counter() - started < REAL_RAMP_LIMIT:
+        deferred = _deferred(stack, runs)
+        if deferred >= target:
+            break
+        time.sleep(3)
+    ramp_s = time.perf_counter() - started
+    ramp_cpu = _tree_total(_tree_cpu_by_process(pid)) - ramp_cpu0
+    log(f"  {label}: {deferred:,} deferred after a {ramp_s:.0f}s ramp (triggerer CPU {ramp_cpu:.0f}s)")
+    time.sleep(5)
+    blocked1 = _count_in_log(triggerer_log, BLOCKED)
+    cpu, parts, cpu0, cpu1 = _window(pid, window, REAL_SUBWINDOWS)
+    blocked2 = _count_in_log(triggerer_log, BLOCKED)
+    deferred_after = _deferred(stack, runs)
+    running_execs = sum(1 for _ in (stack.state_root / "running").glob("*.json"))
+    per_proc = sorted(((cpu1[p][1] - cpu0.get(p, ("", 0.0))[1]) / window, cpu1[p][0], p) for p in cpu1)[::-1]
+    log(
+        f"  {label}: window {window:g}s: triggerer CPU {cpu:.3f} cores "
+        f"(sub-windows {min(parts):.3f}-{max(parts):.3f}); blocked warnings ramp {blocked1 - blocked0}, "
+        f"window {blocked2 - blocked1}; {deferred_after:,} still deferred"
+    )
+    return {
+        "label": label, "target": target, "deferred": min(deferred, deferred_after), "ramp_s": ramp_s,
+        "ramp_cpu_s": ramp_cpu, "cpu": cpu, "parts": parts, "blocked_ramp": blocked1 - blocked0,
+        "blocked_window": blocked2 - blocked1, "running_execs": running_execs, "per_proc": per_proc[:3],
+        "reached": deferred >= target,
+    }  # fmt: skip
+
+
 def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
-    """Part B: a real ``airflow triggerer`` carrying ``REAL_TASKS`` deferred ExecutorOperator tasks.
+    """Part B: one real ``airflow triggerer`` holding N deferred tasks, N = 1,000 then 5,000: first
+    Airflow's bare ``DateTimeTrigger`` (the baseline), then our ``ExecutorOperator`` tasks.
 
-    DAG ``bench_triggerer_load`` (benchmarks/dags) maps ExecutorOperator over the local executor,
-    command ``sleep 600``. The local executor's ``max_concurrent`` bounds the live processes (each
-    execution is a small supervisor plus its ``sleep``); the other tasks are deferred too and wait
-    NOT_READY with backoff. Baseline: the same triggerer's CPU over a window before the run.
+    Baseline DAGs ``bench_triggerer_sleep`` (+ ``_more`` for the second step): a tiny operator that
+    starts from the triggerer on ``DateTimeTrigger`` (until 2100). Ours, ``bench_triggerer_load``
+    (+ ``_more``): ExecutorOperator over the local executor, command ``sleep 900``, whose execute()
+    runs in a worker and defers; the local executor's ``max_concurrent`` bounds the live processes
+    (each execution is a small supervisor plus its ``sleep``), the other tasks are deferred too and
+    wait NOT_READY with backoff. The baseline runs are marked failed (their triggers end) before
+    ours start. Same triggerer, same stack, same windows.
     """
-    from benchmarks.stack import airflow_stack, start_run, task_states
+    from benchmarks.stack import airflow_stack, fail_run
 
-    n = QUICK_REAL_TASKS if quick else REAL_TASKS
+    steps = QUICK_REAL_STEPS if quick else REAL_STEPS
+    if os.environ.get("BENCH_REAL_STEPS"):
+        first_text, last_text = os.environ["BENCH_REAL_STEPS"].split(",")
+        steps = (int(first_text), int(last_text))
     max_concurrent = QUICK_REAL_MAX_CONCURRENT if quick else REAL_MAX_CONCURRENT
     window = QUICK_REAL_WINDOW if quick else REAL_WINDOW
     idle_window = QUICK_REAL_IDLE_WINDOW if quick else REAL_IDLE_WINDOW
+    first, last = steps
     env = {
-        "BENCH_LOAD_TASKS": str(n),
+        "BENCH_LOAD_TASKS": str(first),
+        "BENCH_LOAD_MORE": str(last - first),
         "BENCH_LOAD_SLEEP": "900",
-        "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, n)),
-        "AIRFLOW__TRIGGERER__CAPACITY": str(max(1000, n)),
+        "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, last)),
+        # Airflow's default capacity is 1,000 triggers per triggerer; room for both kinds at once
+        # while the baseline's triggers are being removed.
+        "AIRFLOW__TRIGGERER__CAPACITY": str(2 * last + 100),
+        "AIRFLOW__API__WORKERS": "2",
     }
-    with airflow_stack(parallelism=8, env=env, local_executor={"max_concurrent": max_concurrent}) as stack:
+    results: dict[tuple[str, int], dict[str, Any]] = {}
+    with airflow_stack(
+        parallelism=REAL_PARALLELISM, env=env, local_executor={"max_concurrent": max_concurrent}
+    ) as stack:
         triggerer_log = stack.component_logs / "triggerer.log"
         pid = stack.procs["triggerer"].pid
-
-        log(f"real triggerer: idle baseline window {idle_window:g}s")
-        stack.client.wait_for_dag("bench_triggerer_load", timeout=120)
+        for dag_id in (*BARE_DAGS, *OUR_DAGS):
+            stack.client.wait_for_dag(dag_id, timeout=180)
         time.sleep(3)
-        cpu0, t0 = _tree_cpu_by_process(pid), time.perf_counter()
-        time.sleep(idle_window)
-        cpu1, t1 = _tree_cpu_by_process(pid), time.perf_counter()
-        idle_cpu = (sum(c for _, c in cpu1.values()) - sum(c for _, c in cpu0.values())) / (t1 - t0)
+        log(f"real triggerer: idle window {idle_window:g}s")
+        idle_cpu, _, _, _ = _window(pid, idle_window, 1)
 
-        log(f"real triggerer: {n} mapped tasks (local executor max_concurrent={max_concurrent})")
-        blocked_before_run = _count_in_log(triggerer_log, BLOCKED)
-        run_id, started = start_run(stack, "bench_triggerer_load", "load")
-        states: dict[str, int] = {}
-        ramp_cpu0 = _tree_cpu_by_process(pid)
-        while time.perf_counter() - started < REAL_RAMP_LIMIT:
-            states = task_states(stack, "bench_triggerer_load", run_id)
-            if states.get("deferred", 0) >= n:
-                break
-            time.sleep(5)
-        ramp_s = time.perf_counter() - started
-        ramp_cpu1 = _tree_cpu_by_process(pid)
-        ramp_cpu = sum(c for _, c in ramp_cpu1.values()) - sum(c for _, c in ramp_cpu0.values())
-        deferred_at_start = states.get("deferred", 0)
-        log(f"  ramp {ramp_s:.0f}s: {states}")
-        blocked_after_ramp = _count_in_log(triggerer_log, BLOCKED)
-        time.sleep(5)
+        for kind, dags in (("bare", BARE_DAGS), ("ours", OUR_DAGS)):
+            runs: list[tuple[str, str]] = []
+            for dag_id, target in zip(dags, steps, strict=True):
+                log(f"real triggerer: {kind}, up to {target:,} deferred tasks ({dag_id})")
+                results[(kind, target)] = _hold(stack, pid, dag_id, target, runs, window, f"{kind}-{target}")
+            if kind == "bare":
+                for dag_id, run_id in runs:
+                    fail_run(stack, dag_id, run_id)
+                deadline = time.perf_counter() + 120
+                while _deferred(stack, runs) and time.perf_counter() < deadline:
+                    time.sleep(3)
+                time.sleep(15)  # the triggerer drops the triggers of ended tasks
+                log(f"  baseline runs failed; {_deferred(stack, runs)} still deferred")
+        blocked_total = _count_in_log(triggerer_log, BLOCKED)
 
-        running_execs = sum(1 for _ in (stack.state_root / "running").glob("*.json"))
-        cpu0, t0 = _tree_cpu_by_process(pid), time.perf_counter()
-        time.sleep(window)
-        cpu1, t1 = _tree_cpu_by_process(pid), time.perf_counter()
-        blocked_after_window = _count_in_log(triggerer_log, BLOCKED)
-        states_after = task_states(stack, "bench_triggerer_load", run_id)
-        load_cpu = (sum(c for _, c in cpu1.values()) - sum(c for _, c in cpu0.values())) / (t1 - t0)
-        per_proc = sorted(
-            (((cpu1[p][1] - cpu0.get(p, ("", 0.0))[1]) / (t1 - t0), cpu1[p][0], p) for p in cpu1),
-            reverse=True,
-        )
-        # Where the busiest process of the tree (the trigger runner) spends its time: py-spy, after
-        # the window so the window's figures are not disturbed.
-        runner_pid = per_proc[0][2]
+        big = results[("ours", last)]
+        runner_pid = big["per_proc"][0][2]
         profile_out = BENCH_DIR / ".raw" / "real_triggerer-py-spy.txt"
         profile_out.parent.mkdir(exist_ok=True)
         profile_seconds = QUICK_REAL_PROFILE_SECONDS if quick else REAL_PROFILE_SECONDS
         profile_error = _profile_pid(runner_pid, profile_seconds, profile_out)
         loadavg = os.getloadavg()
-        log(f"  window {window:g}s: triggerer CPU {load_cpu:.2f} cores (idle {idle_cpu:.2f}); {states_after}")
 
-    deferred = min(deferred_at_start, states_after.get("deferred", 0))
-    report.add(
-        f"real triggerer, {deferred:,} deferred tasks: triggerer CPU",
-        load_cpu * 100,
-        "% of a core",
-        baseline=idle_cpu * 100,
-        baseline_label="same triggerer, idle",
-        notes=f"{running_execs} executions running, the rest NOT_READY (max_concurrent={max_concurrent})",
-    )
-    report.add(
-        f"real triggerer, {deferred:,} deferred tasks: 'async thread was blocked' warnings in {window:g}s",
-        float(blocked_after_window - blocked_after_ramp),
-        "",
-        target="0",
-        met=blocked_after_window == blocked_after_ramp,
-        notes=f"{blocked_after_ramp - blocked_before_run} during the {ramp_s:.0f}s ramp",
-    )
-    rows = ["| process (triggerer tree) | CPU over the window (cores) |", "|---|---:|"]
-    rows += [f"| `{cmd}` (pid {pid}) | {cpu:.3f} |" for cpu, cmd, pid in per_proc[:4]]
+    rows = [
+        "| step | kind | deferred | ramp | triggerer CPU in the ramp | CPU over the window (cores) | "
+        f"{REAL_SUBWINDOWS} sub-windows min - max | blocked warnings ramp / window | executions running |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for target in steps:
+        bare, ours = results[("bare", target)], results[("ours", target)]
+        for r in (bare, ours):
+            rows.append(
+                f"| {target:,} | {r['label'].split('-')[0]} | {r['deferred']:,} | {r['ramp_s']:.0f} s | "
+                f"{r['ramp_cpu_s']:.0f} s | {r['cpu']:.3f} | {min(r['parts']):.3f} - {max(r['parts']):.3f} | "
+                f"{r['blocked_ramp']} / {r['blocked_window']} | {r['running_execs'] if r is ours else '-'} |"
+            )
+        spread = f"{REAL_SUBWINDOWS} sub-windows of {window / REAL_SUBWINDOWS:g} s"
+        report.add(
+            f"real triggerer, {ours['deferred']:,} of our deferred tasks: triggerer CPU",
+            ours["cpu"] * 100,
+            "% of a core",
+            baseline=bare["cpu"] * 100,
+            baseline_label=f"same triggerer, {bare['deferred']:,} bare DateTimeTrigger tasks",
+            target=f"<= {CPU_RATIO_TARGET:g}x baseline",
+            met=bool(ours["reached"] and bare["reached"] and ours["cpu"] <= CPU_RATIO_TARGET * bare["cpu"]),
+            notes=(
+                f"1 run, {window:g} s window; {spread}: ours {100 * min(ours['parts']):.1f}-"
+                f"{100 * max(ours['parts']):.1f} %, bare {100 * min(bare['parts']):.1f}-"
+                f"{100 * max(bare['parts']):.1f} %; {ours['running_execs']} executions running, the rest "
+                f"NOT_READY (max_concurrent={max_concurrent}); idle triggerer {100 * idle_cpu:.1f} %"
+            ),
+        )
+        report.add(
+            f"real triggerer, {ours['deferred']:,} of our deferred tasks: 'async thread was blocked' "
+            "warnings, ramp + window",
+            float(ours["blocked_ramp"] + ours["blocked_window"]),
+            "",
+            baseline=float(bare["blocked_ramp"] + bare["blocked_window"]),
+            baseline_label="bare DateTimeTrigger tasks",
+            target="0",
+            met=ours["blocked_ramp"] + ours["blocked_window"] == 0,
+            notes=(
+                f"ramp {ours['blocked_ramp']} ({ours['ramp_s']:.0f} s), window {ours['blocked_window']} "
+                f"({window:g} s); bare: ramp {bare['blocked_ramp']} ({bare['ramp_s']:.0f} s), window "
+                f"{bare['blocked_window']}"
+            ),
+        )
+    proc_rows = ["| process (triggerer tree) | CPU over the window (cores) |", "|---|---:|"]
+    proc_rows += [f"| `{cmd}` (pid {p}) | {cpu:.3f} |" for cpu, cmd, p in big["per_proc"]]
     report.details += (
-        f"\n#### A real `airflow triggerer` with {n:,} deferred ExecutorOperator tasks\n\n"
-        f"Stack: api-server, scheduler (LocalExecutor, parallelism 8), dag-processor, triggerer over SQLite "
-        f"(harness/airflow_stack.py). DAG `bench_triggerer_load`: {n:,} mapped `ExecutorOperator` "
-        f"instances, command `sleep 900`, poll interval 1 s, local executor "
-        f"`max_concurrent={max_concurrent}` "
-        f"(each running execution is a supervisor process plus `sleep`; the others are deferred too and "
-        f"poll NOT_READY with backoff up to 60 s). Ramp (trigger to {deferred_at_start:,} deferred): "
-        f"{ramp_s:.0f} s, triggerer CPU during the ramp {ramp_cpu:.1f} s. "
-        f"Window {window:g} s after the ramp; "
-        f"task states at its end: {states_after}; executions running: {running_execs}. "
-        f"Load average at the end: {loadavg[0]:.2f}.\n\n" + "\n".join(rows) + "\n"
+        f"\n#### A real `airflow triggerer`: {first:,} then {last:,} deferred tasks, bare vs ours\n\n"
+        f"Stack: api-server (2 workers), scheduler (LocalExecutor, parallelism {REAL_PARALLELISM}), "
+        "dag-processor, triggerer (capacity "
+        f"{env['AIRFLOW__TRIGGERER__CAPACITY']}) over SQLite (harness/airflow_stack.py). One triggerer "
+        f"throughout: idle ({100 * idle_cpu:.1f} % of a core over {idle_window:g} s), then the baseline "
+        f"(`bench_triggerer_sleep`: a tiny operator deferring on Airflow's `DateTimeTrigger` until 2100, "
+        f"started from the triggerer by the scheduler, no worker) at {first:,} then {last:,} tasks, its "
+        f"runs marked failed, then ours (`bench_triggerer_load`: `ExecutorOperator`, command `sleep 900`, "
+        f"poll interval 1 s, local executor `max_concurrent={max_concurrent}`; execute() runs in a worker "
+        f"and defers) at the same counts. Each step: the ramp until all are deferred, 5 s, then a "
+        f"{window:g} s window split into {REAL_SUBWINDOWS} sub-windows (the spread). "
+        f"'async thread was blocked' warnings in the whole triggerer log: {blocked_total}. "
+        f"Load average at the end: {loadavg[0]:.2f}.\n\n" + "\n".join(rows) + "\n\n"
+        f"Busiest processes of the triggerer tree with {last:,} of ours:\n\n" + "\n".join(proc_rows) + "\n"
     )
-    report.details += f"\nWhere the trigger runner (pid {runner_pid}) spends its time (py-spy --native, "
-    report.details += f"{profile_seconds:g} s after the window):\n\n"
+    report.details += f"\nWhere the trigger runner (pid {runner_pid}) spends its time with {last:,} of ours "
+    report.details += f"(py-spy --native, {profile_seconds:g} s after the window):\n\n"
     if profile_error:
         report.details += f"Profiling failed: {profile_error}\n"
     else:
