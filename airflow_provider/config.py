@@ -35,6 +35,24 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "False",
         "default": "True",
     },
+    "start_from_trigger": {
+        "description": "Whether a deferrable ExecutorOperator whose arguments are known without a worker "
+        "(no XComArg, not mapped) starts its tries in the triggerer, with no worker turn at the start. "
+        "An operator's start_from_trigger argument wins.",
+        "type": "boolean",
+        "example": "False",
+        "default": "True",
+    },
+    "end_from_trigger": {
+        "description": "Whether a deferred ExecutorOperator task ends in the triggerer, "
+        "which pushes its XComs, "
+        "with no worker turn at the end. A worker still ends it when a listener (OpenLineage), a custom XCom "
+        "backend or a downstream .expand() needs one, and for a permanent failure. An operator's "
+        "end_from_trigger argument wins.",
+        "type": "boolean",
+        "example": "False",
+        "default": "True",
+    },
     "poll_interval": {
         "description": "Seconds between two status checks of a running execution.",
         "type": "float",
@@ -87,8 +105,20 @@ def catalog_url() -> str:
     return data_dir().rstrip("/").rsplit("/", 1)[0] + "/catalog"
 
 
+def _flag(key: str) -> bool:
+    return _raw(key).strip().lower() in ("true", "1", "yes", "on")
+
+
 def default_deferrable() -> bool:
-    return _raw("default_deferrable").strip().lower() in ("true", "1", "yes", "on")
+    return _flag("default_deferrable")
+
+
+def start_from_trigger() -> bool:
+    return _flag("start_from_trigger")
+
+
+def end_from_trigger() -> bool:
+    return _flag("end_from_trigger")
 
 
 def _number(key: str, kind: type[float] | type[int]) -> float:

@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
 
 from airflow_provider.operators import ExecutorOperator
+from airflow_provider.publishing import ReturnShape
 from executors import Cache
 from executors.data.function_task import SINGLE_OUTPUT, function_template
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
     from airflow.sdk.bases.decorator import TaskDecorator
 
 
@@ -82,17 +82,20 @@ class ExecutorDecoratedOperator(DecoratedOperator, ExecutorOperator):
             **kwargs,
         )
 
-    def execute(self, context: Context) -> Any:
+    def _inputs(self) -> dict[str, Any]:
+        """The function's arguments by parameter name, defaults applied (rendered in a worker,
+        as written in the DAG file when the triggerer starts the task)."""
         import inspect
 
         bound = inspect.signature(self.python_callable).bind(*self.op_args, **self.op_kwargs)
         bound.apply_defaults()
-        self.inputs = dict(bound.arguments)
-        return super().execute(context)
+        return dict(bound.arguments)
 
-    def _return_value(self, values: dict[str, Any]) -> Any:
+    def _returns(self) -> ReturnShape:
         # A plain function's return value is the value itself, as with @task.
-        return values.get(SINGLE_OUTPUT) if self._single_output else values
+        if self._single_output:
+            return ReturnShape(single=SINGLE_OUTPUT, multiple_outputs=False)
+        return super()._returns()
 
 
 def executor_task(

@@ -126,8 +126,31 @@ def _record_from_trigger(ref: TaskInstanceRef) -> dict[str, Any] | None:
         if trigger is None or trigger.classpath != TRIGGER_CLASSPATH:
             return None
         kwargs = trigger.kwargs
+    from airflow.serialization.decoders import smart_decode_trigger_kwargs
+
+    kwargs = smart_decode_trigger_kwargs(kwargs)  # type: ignore[no-untyped-call]  # as the triggerer does
     handle = kwargs.get("handle")
-    return dict(handle) if isinstance(handle, dict) else None
+    if isinstance(handle, dict):
+        return dict(handle)
+    if isinstance(kwargs.get("start"), dict) and ref.try_number is not None:
+        return _record_of_trigger_start(ref, kwargs)  # start_from_trigger: no handle stored
+    return None
+
+
+def _record_of_trigger_start(ref: TaskInstanceRef, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The handle a starting trigger gives the try, worked out the way the trigger does."""
+    from airflow_provider.identity import Attempt
+    from airflow_provider.start import handle_of_trigger_start
+    from executors import DataStore
+
+    assert ref.try_number is not None
+    attempt = Attempt(ref.dag_id, ref.run_id, ref.task_id, ref.map_index, ref.try_number)
+    handle = asyncio.run(handle_of_trigger_start(kwargs["start"], kwargs, attempt, DataStore()))
+    if handle is None:
+        log.warning(
+            "executors listener: %s: its data_dir or task_template is templated; cannot place it", ref
+        )
+    return None if handle is None else handle.to_dict()
 
 
 def load_handle(ref: TaskInstanceRef) -> ExecutionHandle | None:

@@ -10,42 +10,36 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import datetime as dt
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
-from flyteidl.core import literals_pb2, tasks_pb2
+from airflow.triggers.base import StartTriggerArgs
+from flyteidl.core import tasks_pb2
 
-from airflow_provider import adoption, arguments, config, executor_pool, publishing
+from airflow_provider import adoption, arguments, config, ending, executor_pool, publishing, start
 from airflow_provider.execution import ExecutionHandle, open_driver, open_executor, phase_logger
 from airflow_provider.identity import Attempt
 from airflow_provider.links import RUN_URL_XCOM_KEY, ExecutorRunLink
-from airflow_provider.publishing import CACHE_STATUS_XCOM_KEY, RESERVED_XCOM_KEYS
-from airflow_provider.secrets import MissingSecretError, resolve_secrets
+from airflow_provider.publishing import CACHE_STATUS_XCOM_KEY, RESERVED_XCOM_KEYS, ReturnShape
+from airflow_provider.start import RENDERED_FIELDS, starting_in_worker
 from airflow_provider.template_field import TaskTemplateField
 from airflow_provider.triggers import ExecutorTrigger
 from executors import (
     Cache,
     DataStore,
     Executor,
-    ExecutorsError,
     PollPolicy,
     TaskContext,
-    TaskExecutionID,
-    TaskOverrides,
     TaskStatus,
 )
-from executors.catalog import is_cacheable
 from executors.core.cache import refuse_legacy_cache_arguments
-from executors.core.errors import DataStoreError
-from executors.core.resources import resources_from_mapping
-from executors.data.task_template import TaskTemplateSource, build_task_template, load_task_template
+from executors.data.task_template import TaskTemplateSource, build_task_template
 from executors.engine import submission
-from executors.engine.driver import DriverSnapshot, kill_execution
-from executors.engine.registry import get_executor_class, known_executor_ids
+from executors.engine.driver import kill_execution
+from executors.engine.registry import known_executor_ids
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -66,18 +60,6 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
-
-
-@dataclasses.dataclass(frozen=True)
-class _Prepared:
-    """A try's checked arguments: what ``_prepare`` hands to the rest of ``execute``."""
-
-    template: tasks_pb2.TaskTemplate
-    inputs: literals_pb2.LiteralMap
-    overrides: TaskOverrides
-    secrets: dict[str, str]
-    executor_config: dict[str, Any]
-    policy: PollPolicy
 
 
 class ExecutorOperator(BaseOperator):
@@ -118,6 +100,15 @@ class ExecutorOperator(BaseOperator):
         environment variables (see docs/operator.md, "Secrets"); never written anywhere.
     :param catalog_conn_id: an ``executor_catalog`` connection; default: the catalog folder from
         ``[provider_executors] catalog_url`` (beside the data dir).
+    :param start_from_trigger: start the try in the triggerer, no worker turn at the start
+        (default from config, True). Only for a deferrable task whose arguments are known without a
+        worker (no XComArg, not mapped, no ``on_execute_callback``, no native-object rendering);
+        any other starts in a worker as before. See docs/operator.md, "Start and end in the
+        triggerer".
+    :param end_from_trigger: end the task in the triggerer, publishing its XComs from there, no
+        worker turn at the end (default from config, True). A worker still ends it when a
+        listener, a custom XCom backend or a downstream ``.expand()`` needs one, and for a
+        permanent failure.
 
     Outputs: each output variable is pushed as an XCom under its own name, and the whole dict is the
     return value, as plain JSON-safe Python values (blobs and structured datasets as URIs).
@@ -160,6 +151,8 @@ class ExecutorOperator(BaseOperator):
         cache: bool | Cache = False,
         catalog_conn_id: str | None = None,
         secrets: Sequence[tuple[str, str] | Mapping[str, str]] = (),
+        start_from_trigger: bool | None = None,
+        end_from_trigger: bool | None = None,
         **kwargs: Any,
     ) -> None:
         refuse_legacy_cache_arguments(type(self).__name__, list(kwargs))
@@ -198,80 +191,92 @@ class ExecutorOperator(BaseOperator):
         self.namespace, self.service_account = namespace, service_account
         self.labels, self.annotations = dict(labels or {}), dict(annotations or {})
         self.catalog_conn_id = catalog_conn_id
+        self.end_from_trigger = end_from_trigger
+        self._start_requested = start_from_trigger
         self._running: tuple[Executor, TaskContext] | None = None
+        self._configure_start()
+
+    def _spec(self) -> start.StartSpec:
+        """This try's arguments (templated fields as rendered) in the form both starts take."""
+        return start.StartSpec(
+            task_id=self.task_id,
+            executor_id=self.executor_id,
+            task_template=self.task_template,
+            inputs=self._inputs(),
+            data_dir=self.data_dir,
+            poll_interval=self.poll_interval,
+            timeout=self.timeout,
+            requests=self.requests,
+            limits=self.limits,
+            environment=self.environment,
+            executor_options=self.executor_options,
+            config=self.config,
+            namespace=self.namespace,
+            labels=self.labels,
+            annotations=self.annotations,
+            service_account=self.service_account,
+            catalog_conn_id=self.catalog_conn_id,
+        )
+
+    def _inputs(self) -> dict[str, Any]:
+        """The task's input values (``@task.executor`` binds its function's arguments)."""
+        return self.inputs
 
     def _policy(self) -> PollPolicy:
-        return PollPolicy(
-            interval=self.poll_interval if self.poll_interval is not None else config.poll_interval(),
-            unknown_limit=config.unknown_limit(),
-            call_timeout=config.call_timeout(),
+        return self._spec().policy()
+
+    # -- start in the triggerer ---------------------------------------------------------------
+
+    def _configure_start(self) -> None:
+        """Airflow's ``start_from_trigger`` when this task qualifies (decided at parse time: the
+        scheduler reads it from the serialized DAG); ``_start_in_worker`` says why not."""
+        self._start_in_worker = starting_in_worker(self)
+        self.start_from_trigger = self._start_in_worker is None
+        if self._start_in_worker is not None:
+            self.start_trigger_args = None
+            return
+        spec = self._spec().to_dict()
+        rendered = {name: spec.pop(name) for name in RENDERED_FIELDS if name != "task_template"}
+        template = spec.pop("task_template")
+        if isinstance(template, str):
+            rendered["task_template"] = template  # a path/URL: Jinja may render it, as in a worker
+        else:
+            spec["template"] = template  # JSON: kept away from Jinja ({{.input}} is Flyte's)
+        # A backstop only: the trigger enforces ``timeout`` itself (and kills the execution).
+        backstop = dt.timedelta(seconds=self.timeout) + dt.timedelta(minutes=5) if self.timeout else None
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="airflow_provider.triggers.ExecutorTrigger",
+            trigger_kwargs={
+                "start": spec,
+                **rendered,
+                "end_from_trigger": self._ends_in_triggerer(),
+                "returns": self._returns().to_dict(),
+            },
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=backstop,
         )
+
+    def _ends_in_triggerer(self, *, check_dependants: bool = False) -> bool:
+        """Whether the trigger may end the task (it still checks what only the triggerer knows).
+        Downstream tasks are known when the task runs, not while its own DAG line is parsed."""
+        wanted = config.end_from_trigger() if self.end_from_trigger is None else bool(self.end_from_trigger)
+        if wanted and check_dependants and ending.mapped_dependants(self):
+            return False  # the worker records the length a downstream .expand() maps over
+        return wanted
 
     def execute(self, context: Context) -> Any:
         return run_sync(executor_pool.closing(self._execute(context)))
 
-    def _executor_config(self) -> dict[str, Any]:
-        return {**config.executor_config(self.executor_id), **self.executor_options}
-
-    async def _prepare(self, store: DataStore) -> _Prepared:
-        """Everything checked before anything starts: bad input fails without retry, naming it."""
-        try:
-            get_executor_class(self.executor_id)
-            source = self.task_template
-            template = await load_task_template(
-                source.value if isinstance(source, TaskTemplateField) else source, store
-            )
-            inputs = submission.typed_inputs(template, self.inputs)
-            limits = {"requests": self.requests, "limits": self.limits}
-            overrides = TaskOverrides(
-                resources=resources_from_mapping(limits, where=self.task_id),
-                config=self.config,
-                environment=self.environment,
-            )
-            arguments.check_environment(self.environment)
-            publishing.check_output_names(template)
-            executor_config, policy = self._executor_config(), self._policy()
-            secrets = await resolve_secrets(template)  # one found nowhere: say so before starting
-        except DataStoreError as exc:  # the store is down (a missing file is a TaskTemplateError)
-            raise AirflowException(f"{self.task_id}: data store unavailable: {exc}") from exc
-        except (ExecutorsError, ValueError, TypeError, MissingSecretError) as exc:
-            raise AirflowFailException(f"{self.task_id}: {exc}") from exc
-        return _Prepared(template, inputs, overrides, secrets, executor_config, policy)
-
-    async def _new_handle(self, context: Context, store: DataStore, prepared: _Prepared) -> ExecutionHandle:
-        attempt, template = Attempt.of(context["ti"]), prepared.template
-        data_dir = self.data_dir or config.data_dir()
-        ctx = TaskContext(
-            task_execution_id=TaskExecutionID.create(attempt.identifier(template)),
-            data_dir=attempt.folder(data_dir),
-            namespace=self.namespace,
-            owner_id=attempt.owner_id,
-            owner_reference=attempt.owner_reference(),
-            overrides=prepared.overrides,
-            labels=self.labels,
-            annotations=self.annotations,
-            service_account=self.service_account,
-            prev_checkpoint_prefix=await attempt.previous_checkpoint(store, data_dir),
-        )
-        catalog = (
-            {"conn_id": self.catalog_conn_id} if self.catalog_conn_id else {"root": config.catalog_url()}
-        )
-        deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=self.timeout) if self.timeout else None
-        return ExecutionHandle(
-            executor_id=self.executor_id,
-            executor_config=prepared.executor_config,
-            driver=DriverSnapshot(ctx),
-            policy=prepared.policy,
-            deadline=deadline.isoformat() if deadline else None,
-            catalog=catalog if is_cacheable(template) else None,
-        )
-
     async def _execute(self, context: Context) -> Any:
         context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value="")  # the link reads it even if we fail early
         store = DataStore()
-        prepared = await self._prepare(store)
+        spec = self._spec()
+        if self._start_in_worker is not None and self._start_requested is not False:
+            self.log.info("starting in the worker: %s", self._start_in_worker)
+        prepared = await start.prepare(spec, store)
         template = prepared.template
-        handle = await self._new_handle(context, store, prepared)
+        handle = await start.new_handle(spec, Attempt.of(context["ti"]), store, prepared)
         executor = await open_executor(handle, store, self.task_id)
         adopted = await adoption.adopt_previous(
             context, executor, store, handle.task_ctx, handle.policy, self.log
@@ -281,10 +286,7 @@ class ExecutorOperator(BaseOperator):
             template = await submission.read_template(store, handle.task_ctx)
             self.log.info("re-attached to %s, started by an earlier try", handle.task_ctx.generated_name)
         else:
-            try:
-                await submission.submit(store, template, prepared.inputs, handle.task_ctx)
-            except DataStoreError as exc:
-                raise AirflowException(f"data store unavailable at start: {exc}") from exc
+            await start.submit(store, prepared, handle)
             adoption.remember(context, handle)
         on_change = phase_logger(self.log, self.executor_id)
         driver = open_driver(handle, executor, template, store, on_change, secrets=prepared.secrets)
@@ -311,8 +313,13 @@ class ExecutorOperator(BaseOperator):
         if handle.deadline_at is not None:
             # A backstop only: the trigger enforces the deadline itself (and kills the execution).
             timeout = handle.deadline_at - dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
+        trigger = ExecutorTrigger(
+            handle=handle.to_dict(),
+            end_from_trigger=self._ends_in_triggerer(check_dependants=True),
+            returns=self._returns().to_dict(),
+        )
         self.defer(
-            trigger=ExecutorTrigger(handle=handle.to_dict()),
+            trigger=trigger,
             method_name="execute_complete",
             timeout=timeout,
         )
@@ -326,11 +333,23 @@ class ExecutorOperator(BaseOperator):
         return run_sync(executor_pool.closing(self._complete(context, event)))
 
     async def _complete(self, context: Context, event: dict[str, Any]) -> Any:
+        status = TaskStatus.from_dict(event["status"])
+        concluded = event.get("conclusion")
+        if isinstance(concluded, dict):  # the trigger read the outcome already: only publish it
+            for key, value in (concluded.get("xcoms") or {}).items():
+                context["ti"].xcom_push(key=key, value=value)
+            failure = str(concluded.get("failure") or status)
+            raise AirflowFailException(failure) if concluded.get("permanent") else AirflowException(failure)
+        if event.get("handle") is None:  # refused in the triggerer before anything started
+            message = f"{self.task_id}: {status.err.message if status.err else status.phase.name}"
+            if status.phase.is_permanent_failure():
+                raise AirflowFailException(message)
+            raise AirflowException(message)
         store = DataStore()
         handle = ExecutionHandle.from_dict(event["handle"])
         executor = await open_executor(handle, store, self.task_id)
         template = await submission.read_template(store, handle.task_ctx)
-        return await self._finish(context, executor, template, handle, TaskStatus.from_dict(event["status"]))
+        return await self._finish(context, executor, template, handle, status)
 
     async def _finish(
         self,
@@ -344,9 +363,12 @@ class ExecutorOperator(BaseOperator):
         return self._return_value(values)
 
     def _return_value(self, values: dict[str, Any]) -> Any:
+        return self._returns().value(values)
+
+    def _returns(self) -> ReturnShape:
         """The task's return value (XCom ``return_value``): every output, as a dict; with
         ``multiple_outputs`` Airflow also pushes each output under its own name."""
-        return values
+        return ReturnShape(multiple_outputs=bool(self.multiple_outputs))
 
     def on_kill(self) -> None:
         """Worker-side kill (``deferrable=False``): stop the execution this worker waits on."""

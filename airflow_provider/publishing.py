@@ -6,6 +6,7 @@ under its own name); a failed execution raises the Airflow exception that matche
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,35 @@ CACHE_STATUS_XCOM_KEY = "cache_status"
 RESERVED_XCOM_KEYS = frozenset({"return_value", RUN_URL_XCOM_KEY, CACHE_STATUS_XCOM_KEY})
 
 
+@dataclasses.dataclass(frozen=True)
+class ReturnShape:
+    """How a succeeded execution's outputs become the task's return value (XCom ``return_value``):
+    the dict of them, or with ``single`` the value of that one output (``@task.executor`` with a
+    plain return). With ``multiple_outputs`` each key of a dict value is its own XCom too."""
+
+    single: str | None = None
+    multiple_outputs: bool = True
+
+    def value(self, outputs: dict[str, Any]) -> Any:
+        return outputs.get(self.single) if self.single else outputs
+
+    def xcoms(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """What Airflow's task runner pushes for this return value, by key."""
+        value = self.value(outputs)
+        pushed = {"return_value": value}
+        if self.multiple_outputs and isinstance(value, dict):
+            pushed.update({str(k): v for k, v in value.items()})
+        return pushed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"single": self.single, "multiple_outputs": self.multiple_outputs}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ReturnShape:
+        data = data or {}
+        return cls(single=data.get("single"), multiple_outputs=bool(data.get("multiple_outputs", True)))
+
+
 def check_output_names(template: tasks_pb2.TaskTemplate) -> None:
     """Outputs must not take the XComs the operator pushes itself."""
     clashes = RESERVED_XCOM_KEYS & set(template.interface.outputs.variables)
@@ -53,6 +83,67 @@ def push_run_url(context: Context, executor: Executor, ctx: TaskContext) -> None
         context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
 
 
+@dataclasses.dataclass(frozen=True)
+class Conclusion:
+    """How a try ends, decided once for the worker and the triggerer alike.
+
+    ``outputs``: a succeeded execution's outputs (plain values); else ``failure`` says why, and
+    ``permanent`` whether a retry could change anything. ``xcoms``: what is pushed besides them.
+    """
+
+    xcoms: dict[str, Any]
+    outputs: dict[str, Any] | None = None
+    failure: str = ""
+    permanent: bool = False
+
+
+async def conclude(
+    executor: Executor,
+    template: tasks_pb2.TaskTemplate,
+    ctx: TaskContext,
+    status: TaskStatus,
+    log: Log,
+) -> Conclusion:
+    """Log the cache outcome and the task's output, then read the outputs of a succeeded execution
+    (or say why the try failed). Never raises for the task's own failure."""
+    xcoms: dict[str, Any] = {}
+    outcome = CacheOutcome.of(ctx)
+    if outcome is not None:
+        log.info("cache: %s (key %s)", outcome.status, outcome.key)
+        if outcome.error:
+            log.warning("catalog trouble (the task is not affected): %s", outcome.error)
+        xcoms[CACHE_STATUS_XCOM_KEY] = outcome.status
+    try:
+        logs = await executor.read_logs(ctx)
+    except Exception as exc:  # logs are a courtesy: never fail a task over them
+        log.warning("could not read the output of %s: %s", ctx.generated_name, exc)
+        logs = None
+    if logs:
+        log.info("output of %s:\n%s", ctx.generated_name, logs)
+    if status.phase is not TaskPhase.SUCCEEDED:
+        message = failure_message(executor.get_id(), ctx, status)
+        return Conclusion(xcoms, failure=message, permanent=status.phase is TaskPhase.PERMANENT_FAILURE)
+    what = f"{executor.get_id()} execution {ctx.generated_name} succeeded but its outputs"
+    try:
+        values = await read_typed_outputs(executor, template, ctx)
+    except RefusedDataError as exc:
+        # A FIFO, a device, a symlink out of the folder, a file over its cap: what the task wrote
+        # is refused as it is, and every retry would adopt the same execution.
+        return Conclusion(xcoms, failure=f"{what} file was refused: {exc}", permanent=True)
+    except (OutputsError, CorruptDataError, LiteralConversionError, InterfaceMismatchError) as exc:
+        # Outputs that do not match the interface: every retry would adopt the same execution.
+        return Conclusion(xcoms, failure=f"{what} do not match its interface: {exc}", permanent=True)
+    except Exception as exc:
+        # Retryable (the store, the backend): the outputs are still in the execution's folder and
+        # the next try adopts the succeeded execution and publishes them without running it again.
+        return Conclusion(xcoms, failure=f"{what} could not be read: {exc}")
+    if not template.interface.outputs.variables:
+        log.info("%s declares no outputs", ctx.generated_name)
+    else:
+        log.info("outputs of %s: %s", ctx.generated_name, json.dumps(values, default=str)[:2000])
+    return Conclusion(xcoms, outputs=values)
+
+
 async def finish(
     context: Context,
     executor: Executor,
@@ -61,48 +152,13 @@ async def finish(
     status: TaskStatus,
     log: Log,
 ) -> dict[str, Any]:
-    """Log the cache outcome and the task's output, then return the outputs of a succeeded
+    """:func:`conclude` in a worker: push its XComs, then return the outputs of a succeeded
     execution or raise: ``AirflowFailException`` for a permanent failure, else ``AirflowException``."""
-    outcome = CacheOutcome.of(ctx)
-    if outcome is not None:
-        log.info("cache: %s (key %s)", outcome.status, outcome.key)
-        if outcome.error:
-            log.warning("catalog trouble (the task is not affected): %s", outcome.error)
-        context["ti"].xcom_push(key=CACHE_STATUS_XCOM_KEY, value=outcome.status)
-    try:
-        logs = await executor.read_logs(ctx)
-    except Exception as exc:  # logs are a courtesy: never fail a task over them
-        log.warning("could not read the output of %s: %s", ctx.generated_name, exc)
-        logs = None
-    if logs:
-        log.info("output of %s:\n%s", ctx.generated_name, logs)
-    if status.phase is TaskPhase.SUCCEEDED:
-        return await _outputs(executor, template, ctx, log)
-    message = failure_message(executor.get_id(), ctx, status)
-    if status.phase is TaskPhase.PERMANENT_FAILURE:
-        raise AirflowFailException(message)
-    raise AirflowException(message)
-
-
-async def _outputs(
-    executor: Executor, template: tasks_pb2.TaskTemplate, ctx: TaskContext, log: Log
-) -> dict[str, Any]:
-    what = f"{executor.get_id()} execution {ctx.generated_name} succeeded but its outputs"
-    try:
-        values = await read_typed_outputs(executor, template, ctx)
-    except RefusedDataError as exc:
-        # A FIFO, a device, a symlink out of the folder, a file over its cap: what the task wrote
-        # is refused as it is, and every retry would adopt the same execution.
-        raise AirflowFailException(f"{what} file was refused: {exc}") from exc
-    except (OutputsError, CorruptDataError, LiteralConversionError, InterfaceMismatchError) as exc:
-        # Outputs that do not match the interface: every retry would adopt the same execution.
-        raise AirflowFailException(f"{what} do not match its interface: {exc}") from exc
-    except Exception as exc:
-        # Retryable (the store, the backend): the outputs are still in the execution's folder and
-        # the next try adopts the succeeded execution and publishes them without running it again.
-        raise AirflowException(f"{what} could not be read: {exc}") from exc
-    if not template.interface.outputs.variables:
-        log.info("%s declares no outputs", ctx.generated_name)
-    else:
-        log.info("outputs of %s: %s", ctx.generated_name, json.dumps(values, default=str)[:2000])
-    return values
+    conclusion = await conclude(executor, template, ctx, status, log)
+    for key, value in conclusion.xcoms.items():
+        context["ti"].xcom_push(key=key, value=value)
+    if conclusion.outputs is not None:
+        return conclusion.outputs
+    if conclusion.permanent:
+        raise AirflowFailException(conclusion.failure)
+    raise AirflowException(conclusion.failure)

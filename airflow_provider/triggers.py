@@ -6,11 +6,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from flyteidl.core import tasks_pb2
 
+from airflow_provider import ending, publishing, start
 from airflow_provider.execution import ExecutionHandle, executor_for, open_driver, phase_logger
+from airflow_provider.identity import Attempt
+from airflow_provider.publishing import ReturnShape
+from airflow_provider.start import RENDERED_FIELDS
 from executors import DataStore, Executor, TaskStatus
+from executors.core.status import ErrorOrigin, TaskError, permanent_failure, retryable_failure
 from executors.engine.driver import SetupFailed, kill_execution, retry_setup
 from executors.engine.submission import read_template
 from executors.engine.watchdog import call_with_limit
@@ -36,24 +42,62 @@ _STILL_DEFERRED = {"deferred"}
 class ExecutorTrigger(BaseTrigger):
     """Polls one execution until it is over, then yields exactly one event.
 
-    The event payload is ``{"status": TaskStatus.to_dict(), "handle": ExecutionHandle.to_dict()}``;
-    the operator's ``execute_complete`` turns it into the Airflow task's end state and outputs.
+    Two ways in: ``handle`` (the operator started the execution in a worker and deferred), or
+    ``start`` (``start_from_trigger``: the triggerer renders the templated fields, passed as
+    kwargs of the same names, and this trigger prepares and submits the try itself, through
+    :mod:`airflow_provider.start`, the code path the operator uses).
 
-    Restart safety: ``run()`` starts from its kwargs on every (re)start and only *checks* an
-    execution whose start was accepted, so a new triggerer re-attaches and never starts twice.
-    ``cleanup()`` (every stop, restarts included) kills nothing; ``on_kill()`` (a user marked the
-    task failed/success, cleared it, or failed the run) kills the execution unless a terminal phase
-    was already seen or the task is still deferred (the trigger was only moved).
+    Two ways out: with ``end_from_trigger`` and nothing that needs a worker (see
+    :mod:`airflow_provider.ending`), a ``TaskSuccessEvent`` carrying the XComs or a
+    ``TaskFailedEvent``; otherwise an event ``{"status": TaskStatus.to_dict(), "handle":
+    ExecutionHandle.to_dict() | None, "conclusion"?: ...}`` that the operator's ``execute_complete``
+    turns into the end state and outputs.
+
+    Restart safety: ``run()`` starts from its kwargs on every (re)start. With a handle it only
+    *checks* an execution whose start was accepted; with ``start`` it submits again under the same
+    execution name (the try's identity), which every executor treats as the same execution, so a
+    new triggerer re-attaches and never starts twice. ``cleanup()`` (every stop, restarts included)
+    kills nothing; ``on_kill()`` (a user marked the task failed/success, cleared it, or failed the
+    run) kills the execution unless a terminal phase was already seen or the task is still
+    deferred (the trigger was only moved).
     """
 
-    def __init__(self, *, handle: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        *,
+        handle: dict[str, Any] | None = None,
+        start: dict[str, Any] | None = None,
+        end_from_trigger: bool = False,
+        returns: dict[str, Any] | None = None,
+        **rendered: Any,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.handle = ExecutionHandle.from_dict(handle)
+        if (handle is None) == (start is None):
+            raise TypeError("ExecutorTrigger takes exactly one of handle= or start=")
+        unknown = set(rendered) - set(RENDERED_FIELDS)
+        if unknown:
+            raise TypeError(f"ExecutorTrigger: unexpected argument(s) {', '.join(sorted(unknown))}")
+        self.handle = ExecutionHandle.from_dict(handle) if handle is not None else None
+        self.start = dict(start) if start is not None else None
+        for name in RENDERED_FIELDS:
+            setattr(self, name, rendered.get(name))
+        self.end_from_trigger = bool(end_from_trigger)
+        self.returns = ReturnShape.from_dict(returns)
         self._final_seen = False
         self._store: DataStore | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return ("airflow_provider.triggers.ExecutorTrigger", {"handle": self.handle.to_dict()})
+        kwargs: dict[str, Any] = {
+            "end_from_trigger": self.end_from_trigger,
+            "returns": self.returns.to_dict(),
+        }
+        if self.start is not None:
+            kwargs["start"] = self.start
+            kwargs.update({name: getattr(self, name) for name in RENDERED_FIELDS})
+        else:
+            assert self.handle is not None
+            kwargs["handle"] = self.handle.to_dict()
+        return ("airflow_provider.triggers.ExecutorTrigger", kwargs)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         store = self._store = DataStore()
@@ -63,30 +107,129 @@ class ExecutorTrigger(BaseTrigger):
             # now, once per process, so that a user's kill later is decided at once.
             _warmed_up = True
             _detach(self._still_deferred())
-        status, handle = await self._watch(self.handle, store)
+        template: tasks_pb2.TaskTemplate | None = None
+        secrets: dict[str, str] | None = None
+        if self.handle is None:
+            started = await self._start_here(store)
+            if isinstance(started, TaskStatus):  # refused before anything started
+                self._final_seen = True
+                yield await self._end(started, None, None, None)
+                return
+            template, secrets = started
+        assert self.handle is not None
+        status, handle, executor, template = await self._watch(self.handle, store, template, secrets)
         self._final_seen = True  # from here on, on_kill must not touch the execution
-        yield TriggerEvent({"status": status.to_dict(), "handle": handle.to_dict()})  # type: ignore[no-untyped-call]
+        yield await self._end(status, handle, executor, template)
 
-    async def _watch(self, handle: ExecutionHandle, store: DataStore) -> tuple[TaskStatus, ExecutionHandle]:
+    async def _start_here(
+        self, store: DataStore
+    ) -> TaskStatus | tuple[tasks_pb2.TaskTemplate, dict[str, str]]:
+        """Prepare and submit this try (``start_from_trigger``); a refusal is a failed status."""
+        assert self.start is not None
+        spec = start.spec_of_trigger(self.start, {name: getattr(self, name) for name in RENDERED_FIELDS})
+        try:
+            if self.task_instance is None:
+                raise AirflowException("no task instance: start_from_trigger needs a triggerer")
+            # A new triggerer also runs the trigger rows of tasks a user ended meanwhile (marked
+            # success or failed while no triggerer ran): those must never start. Unknown: start.
+            state = await self._task_state("starting")
+            if state is not None and state not in _STILL_DEFERRED:
+                reason = f"not started: the task is {state} now"
+                return permanent_failure(TaskError("NoLongerDeferred", reason, ErrorOrigin.SYSTEM))
+            prepared = await start.prepare(spec, store)
+            handle = await start.new_handle(spec, Attempt.of(self.task_instance), store, prepared)
+            self.handle = handle  # from here on a user's kill has an execution to stop
+            await start.submit(store, prepared, handle)
+        except AirflowFailException as exc:
+            return permanent_failure(TaskError("InvalidTask", str(exc), ErrorOrigin.USER))
+        except AirflowException as exc:
+            return retryable_failure(TaskError("StartFailed", str(exc), ErrorOrigin.SYSTEM))
+        self.log.info(
+            "%s execution %s submitted from the triggerer", spec.executor_id, handle.task_ctx.generated_name
+        )
+        return prepared.template, prepared.secrets
+
+    async def _watch(
+        self,
+        handle: ExecutionHandle,
+        store: DataStore,
+        template: tasks_pb2.TaskTemplate | None,
+        secrets: dict[str, str] | None,
+    ) -> tuple[TaskStatus, ExecutionHandle, Executor | None, tasks_pb2.TaskTemplate | None]:
         async def open_executor() -> tuple[Executor, tasks_pb2.TaskTemplate]:
-            return await executor_for(handle, store), await read_template(store, handle.task_ctx)
+            known = template if template is not None else await read_template(store, handle.task_ctx)
+            return await executor_for(handle, store), known
 
         try:
             executor, template = await retry_setup(
                 open_executor, handle.policy, "resume the execution", log=self.log
             )
         except SetupFailed as failed:
-            return failed.status, handle
-        driver = open_driver(handle, executor, template, store, phase_logger(self.log, handle.executor_id))
+            return failed.status, handle, None, None
+        on_change = phase_logger(self.log, handle.executor_id)
+        driver = open_driver(handle, executor, template, store, on_change, secrets=secrets)
         # The driver waits on a waker of its own, which the executor's enqueue_owner sets.
         status = await driver.run(deadline=handle.deadline_at, log=self.log)
-        return status, handle.with_driver(driver)
+        return status, handle.with_driver(driver), executor, template
 
-    async def _still_deferred(self) -> bool:
-        """Whether Airflow still has this task deferred (then we were only moved, not killed)."""
+    async def _end(
+        self,
+        status: TaskStatus,
+        handle: ExecutionHandle | None,
+        executor: Executor | None,
+        template: tasks_pb2.TaskTemplate | None,
+    ) -> TriggerEvent:
+        """The one event: the task's end (``end_from_trigger``) or its way back to a worker."""
+        payload: dict[str, Any] = {"status": status.to_dict(), "handle": handle.to_dict() if handle else None}
+        why_worker = await self._worker_needed()
+        if why_worker is not None:
+            if self.end_from_trigger:
+                self.log.info("the task ends in a worker: %s", why_worker)
+            return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+        if handle is None or executor is None or template is None:  # nothing ran, nothing to read
+            message = status.err.message if status.err else status.phase.name
+            conclusion = publishing.Conclusion(
+                {}, failure=message, permanent=status.phase.is_permanent_failure()
+            )
+            run_url = ""
+        else:
+            conclusion = await publishing.conclude(executor, template, handle.task_ctx, status, self.log)
+            run_url = executor.get_run_url(handle.task_ctx) or ""
+        if conclusion.outputs is None and conclusion.permanent:
+            # A TaskFailedEvent would be retried: a worker fails the task for good instead.
+            self.log.error("%s", conclusion.failure)
+            payload["conclusion"] = {
+                "xcoms": conclusion.xcoms, "failure": conclusion.failure, "permanent": True,
+            }  # fmt: skip
+            return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+        try:
+            await ending.push_xcoms(self.task_instance, ending.end_xcoms(conclusion, self.returns, run_url))
+        except Exception as exc:
+            self.log.warning("the task ends in a worker: its XComs could not be pushed from here: %s", exc)
+            return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+        if conclusion.outputs is not None:
+            return TaskSuccessEvent()
+        self.log.error("%s", conclusion.failure)
+        return TaskFailedEvent()
+
+    async def _worker_needed(self) -> str | None:
+        """Why this task must end in a worker, or ``None`` when the trigger may end it."""
+        if not self.end_from_trigger:
+            return "end_from_trigger is off"
+        if self.trigger_id is None:
+            return "not run by a triggerer (dag.test() runs triggers inline)"
+        blockers = await ending.process_blockers()
+        if blockers:
+            return ", ".join(blockers)
+        if self.start is not None and ending.mapped_dependants(self.task):
+            return "a downstream task maps over its output"
+        return None
+
+    async def _task_state(self, purpose: str) -> str | None:
+        """The task's state as Airflow has it now; ``None`` when it cannot be read (said in the log)."""
         ti = self.task_instance
         if ti is None:
-            return False
+            return None
         try:
             from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
             from asgiref.sync import sync_to_async
@@ -95,11 +238,16 @@ class ExecutorTrigger(BaseTrigger):
                 dag_id=ti.dag_id, map_index=ti.map_index, task_ids=[ti.task_id], run_ids=[ti.run_id]
             )
         except Exception as exc:
-            self.log.warning("could not read the task's state before killing (%s); killing", exc)
-            return False
+            self.log.warning("could not read the task's state before %s (%s)", purpose, exc)
+            return None
         key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
         state = states.get(ti.run_id, {}).get(key)
-        return str(getattr(state, "value", state)) in _STILL_DEFERRED
+        return None if state is None else str(getattr(state, "value", state))
+
+    async def _still_deferred(self) -> bool:
+        """Whether Airflow still has this task deferred (then we were only moved, not killed);
+        unknown counts as not (a kill is idempotent)."""
+        return await self._task_state("killing") in _STILL_DEFERRED
 
     async def on_kill(self) -> None:
         """A user ended the deferred task: stop the execution (never after a terminal phase).
@@ -107,19 +255,19 @@ class ExecutorTrigger(BaseTrigger):
         The kill runs as its own task: Airflow 3.3 cancels a cancelled trigger again about every
         second until it is gone, which would otherwise cut a kill off between SIGTERM and SIGKILL.
         """
-        if self._final_seen:
+        handle = self.handle
+        if self._final_seen or handle is None:  # over, or started here and nothing submitted yet
             return
-        kill = _detach(self._kill_unless_moved())
+        kill = _detach(self._kill_unless_moved(handle))
         try:
             await asyncio.shield(kill)
         except asyncio.CancelledError:
-            self.log.info("the kill of %s goes on in the background", self.handle.task_ctx.generated_name)
+            self.log.info("the kill of %s goes on in the background", handle.task_ctx.generated_name)
 
-    async def _kill_unless_moved(self) -> None:
+    async def _kill_unless_moved(self, handle: ExecutionHandle) -> None:
         if await self._still_deferred():
             self.log.info("trigger moved to another triggerer; leaving the execution running")
             return
-        handle = self.handle
         store = self._store or DataStore()
         executor = await call_with_limit(lambda: executor_for(handle, store), handle.policy.call_timeout)
         reason = "the Airflow task was stopped by a user action"

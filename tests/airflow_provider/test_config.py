@@ -37,7 +37,7 @@ def test_malformed_executor_config_fails_the_operator_with_the_same_message(
     monkeypatch.setenv(ENV + "EXECUTOR_CONFIG", "{oops")
     op = ExecutorOperator(task_id="t", command=["true"])
     with pytest.raises(ValueError, match=r"\[provider_executors\] executor_config is not valid JSON"):
-        op._executor_config()
+        op._spec().executor_config()
 
 
 def test_executor_config_picks_the_executor_and_operator_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -51,7 +51,7 @@ def test_executor_config_picks_the_executor_and_operator_options_win(monkeypatch
     assert config.executor_config("ray") == {"address": "http://x"}
     assert config.executor_config("other") == {}
     op = ExecutorOperator(task_id="t", command=["true"], executor_options={"max_concurrent": 9})
-    assert op._executor_config() == {"max_concurrent": 9, "kill_grace_period": 4}
+    assert op._spec().executor_config() == {"max_concurrent": 9, "kill_grace_period": 4}
 
 
 def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

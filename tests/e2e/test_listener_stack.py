@@ -8,11 +8,16 @@ of its own, this module:
 1. runs a task whose command (a process tree: Python and a ``sleep`` child) sleeps 120 s, waits
    until it is deferred and its trigger runs, SIGKILLs the triggerer, marks the task failed through
    the REST API and times until the whole tree (with the local executor's supervisor) is gone;
-2. with the triggerer still down, runs another one (its trigger never picked up by any
-   triggerer), marks it success, and times the same;
+2. with the triggerer still down, runs another one that starts in a worker
+   (``start_from_trigger=False``; its trigger never picked up by any triggerer), marks it success,
+   and times the same; and one that starts in the triggerer (the default): deferred, nothing
+   started; marked success, it must never start, not even when a triggerer comes back;
 3. defers a short task (no triggerer yet), starts a triggerer again: that task runs to success by
-   itself (outputs in XCom, nothing killed), the two marked tasks stay failed / success, their runs
-   end and nothing of them runs on.
+   itself (outputs in XCom, nothing killed), the marked tasks stay failed / success, their runs
+   end and nothing of them runs on (or ever ran, for the one that never started).
+
+Test 1's task starts in the triggerer (``start_from_trigger``, the default): no handle is stored
+anywhere then, the listener works it out from the trigger row the way the trigger does.
 
 Found on the way (SQLite only): the new triggerer also runs the marked tasks' left-over trigger
 rows (a triggerer assigns every trigger before it deletes the unused ones), and those fire at once
@@ -57,10 +62,12 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID, TASK_ID = "e2e_listener", "sleeper"
 QUICK_DAG_ID, QUICK_TASK_ID = "e2e_listener_quick", "quick"
+WORKER_DAG_ID = "e2e_listener_worker_start"  # the same sleeper, started in a worker
 BUDGET = 10.0  # seconds from the PATCH until the process tree is gone
 LISTENER_REASON = "by a user action (seen by the api-server)"
 FIGURES: dict[str, float] = {}
-MARKED: dict[str, tuple[str, Path]] = {}  # run id -> (the state the user set, the records folder)
+MARKED: dict[str, tuple[str, str, Path]] = {}  # run id -> (dag id, the state the user set, records)
+NEVER_STARTED: dict[str, str] = {}  # run id -> the state the user set (DAG_ID, nothing started)
 
 # The task: a process tree (this process and a `sleep` child) recording its pids, sleeping 120 s.
 SLEEPER = textwrap.dedent(
@@ -97,6 +104,15 @@ COMMON = dict(schedule=None, start_date=dt.datetime(2026, 1, 1), catchup=False, 
 with DAG(dag_id={DAG_ID!r}, **COMMON):
     ExecutorOperator(
         task_id={TASK_ID!r}, executor_id="local", command=["python", "-c", SLEEPER], poll_interval=1
+    )
+
+with DAG(dag_id={WORKER_DAG_ID!r}, **COMMON):
+    ExecutorOperator(
+        task_id={TASK_ID!r},
+        executor_id="local",
+        command=["python", "-c", SLEEPER],
+        poll_interval=1,
+        start_from_trigger=False,
     )
 
 with DAG(dag_id={QUICK_DAG_ID!r}, **COMMON):
@@ -149,11 +165,11 @@ def state_dir(stack: AirflowStack, pid: int) -> Path | None:
     return None
 
 
-def deferred_tree(stack: AirflowStack, run_id: str) -> tuple[Path, dict[int, float]]:
+def deferred_tree(stack: AirflowStack, run_id: str, dag_id: str = DAG_ID) -> tuple[Path, dict[int, float]]:
     """Wait until the task is deferred and its tree runs: the executor's record folder of it and
     ``{pid: create_time}`` of the command, its ``sleep`` child and the local executor's supervisor."""
-    stack.client.wait_for_task_state(DAG_ID, run_id, TASK_ID, "deferred", timeout=90)
-    folder = stack.execution_dir(DAG_ID, run_id, TASK_ID)
+    stack.client.wait_for_task_state(dag_id, run_id, TASK_ID, "deferred", timeout=90)
+    folder = stack.execution_dir(dag_id, run_id, TASK_ID)
 
     def pids() -> list[int] | None:
         with contextlib.suppress(OSError, ValueError):
@@ -193,12 +209,12 @@ def no_triggerer(stack: AirflowStack) -> bool:
 
 
 def mark_and_time(
-    stack: AirflowStack, run_id: str, new_state: str, processes: dict[int, float]
+    stack: AirflowStack, run_id: str, new_state: str, processes: dict[int, float], dag_id: str = DAG_ID
 ) -> float | None:
     """PATCH the task's state; seconds until all of ``processes`` are gone (None: not in BUDGET),
     checking all along that no triggerer runs."""
     t0 = time.monotonic()
-    stack.client.set_task_state(DAG_ID, run_id, TASK_ID, new_state)
+    stack.client.set_task_state(dag_id, run_id, TASK_ID, new_state)
     patched = time.monotonic() - t0
     deadline = t0 + BUDGET
     while alive(processes):
@@ -227,7 +243,7 @@ def test_mark_failed_while_the_triggerer_is_dead_kills_the_execution(airflow_sta
     stack = airflow_stack
     run_id = start_run(stack, DAG_ID, "failed", timeout=90)
     records, processes = deferred_tree(stack, run_id)
-    MARKED[run_id] = ("failed", records)
+    MARKED[run_id] = (DAG_ID, "failed", records)
     wait_until(lambda: stack.trigger_started(DAG_ID, run_id, TASK_ID), 60, "the trigger to run")
 
     triggerer = stack.procs["triggerer"]
@@ -262,15 +278,15 @@ def test_mark_success_before_any_triggerer_ran_the_trigger_kills_the_execution(
     stack = airflow_stack
     if "triggerer" in stack.procs:  # the first test failed before stopping it
         stack.kill_component("triggerer", signal.SIGTERM, timeout=60)
-    run_id = start_run(stack, DAG_ID, "success", timeout=90)
-    records, processes = deferred_tree(stack, run_id)
-    MARKED[run_id] = ("success", records)
+    run_id = start_run(stack, WORKER_DAG_ID, "success", timeout=90)
+    records, processes = deferred_tree(stack, run_id, WORKER_DAG_ID)
+    MARKED[run_id] = (WORKER_DAG_ID, "success", records)
     time.sleep(1.0)  # a triggerer, if one ran, would have started the trigger by now
-    assert not stack.trigger_started(DAG_ID, run_id, TASK_ID), "a triggerer ran the trigger"
+    assert not stack.trigger_started(WORKER_DAG_ID, run_id, TASK_ID), "a triggerer ran the trigger"
     assert no_triggerer(stack)
 
     try:
-        elapsed = mark_and_time(stack, run_id, "success", processes)
+        elapsed = mark_and_time(stack, run_id, "success", processes, WORKER_DAG_ID)
     finally:
         left = kill_all(processes)
     assert elapsed is not None, f"processes {left} still ran {BUDGET:g}s after the task was marked success"
@@ -279,7 +295,26 @@ def test_mark_success_before_any_triggerer_ran_the_trigger_kills_the_execution(
 
     killed = read_json(records / "killed.json")
     assert killed is not None and f"marked success {LISTENER_REASON}" in killed["reason"], killed
+    assert stack.client.task_instance(WORKER_DAG_ID, run_id, TASK_ID)["state"] == "success"
+
+
+@pytest.mark.dag_id(DAG_ID)
+def test_a_task_marked_success_before_the_triggerer_started_it_never_starts(
+    airflow_stack: AirflowStack,
+) -> None:
+    stack = airflow_stack
+    if "triggerer" in stack.procs:  # an earlier test failed before stopping it
+        stack.kill_component("triggerer", signal.SIGTERM, timeout=60)
+    run_id = start_run(stack, DAG_ID, "unstarted", timeout=90)
+    # start_from_trigger: the scheduler defers it straight away; only a triggerer would start it.
+    stack.client.wait_for_task_state(DAG_ID, run_id, TASK_ID, "deferred", timeout=90)
+    time.sleep(2.0)
+    folder = stack.execution_dir(DAG_ID, run_id, TASK_ID)
+    assert not (folder / "task.pb").exists(), "nothing may start before a triggerer runs the trigger"
+    stack.client.set_task_state(DAG_ID, run_id, TASK_ID, "success")
+    NEVER_STARTED[run_id] = "success"
     assert stack.client.task_instance(DAG_ID, run_id, TASK_ID)["state"] == "success"
+    # Test 3 starts a triggerer and checks that this one still never started.
 
 
 # -- 3. a triggerer again: nothing else broke ---------------------------------------------------
@@ -309,23 +344,28 @@ def test_a_new_triggerer_finds_nothing_broken(airflow_stack: AirflowStack) -> No
     folder = stack.execution_dir(QUICK_DAG_ID, quick_run, QUICK_TASK_ID)
     assert (folder / "outputs" / "outputs.pb").exists()
     # Its records folder is the only one besides the marked tasks': no kill was ever recorded there.
-    (records,) = {p.parent for p in stack.home.rglob("pid.json")} - {r for _, r in MARKED.values()}
+    (records,) = {p.parent for p in stack.home.rglob("pid.json")} - {r for _, _, r in MARKED.values()}
     assert read_json(records / "killed.json") is None
     assert (read_json(records / "exit.json") or {}).get("exit_code") == 0
     client.wait_for_run_state(QUICK_DAG_ID, quick_run, "success", timeout=60)
 
     # The marked tasks keep the user's state, their runs end, nothing of them runs on.
-    for run_id, (expected, _) in MARKED.items():
-        client.wait_for_run_state(DAG_ID, run_id, expected, timeout=60)
+    for run_id, (dag_id, expected, _) in MARKED.items():
+        client.wait_for_run_state(dag_id, run_id, expected, timeout=60)
     time.sleep(3)  # a few heartbeats of the new triggerer
-    for run_id, (expected, records) in MARKED.items():
+    for run_id, expected in NEVER_STARTED.items():
         ti = client.task_instance(DAG_ID, run_id, TASK_ID)
+        assert (ti["state"], ti["try_number"]) == (expected, 1), ti
+        folder = stack.execution_dir(DAG_ID, run_id, TASK_ID)
+        assert not (folder / "task.pb").exists(), "a task the user ended before it started was started"
+    for run_id, (dag_id, expected, records) in MARKED.items():
+        ti = client.task_instance(dag_id, run_id, TASK_ID)
         assert (ti["state"], ti["try_number"]) == (expected, 1), ti
         record = read_json(records / "pid.json")
         assert record is not None
         assert not process_alive(int(record["pid"]), record.get("create_time"))
         assert not group_alive(int(record["pgid"]))
         assert not process_alive(int(record["supervisor_pid"]))
-        assert not stack.execution_dir(DAG_ID, run_id, TASK_ID, try_number=2).exists()
+        assert not stack.execution_dir(dag_id, run_id, TASK_ID, try_number=2).exists()
     health = stack.wait_healthy(timeout=30)
     assert health["triggerer"]["status"] == "healthy", health
