@@ -70,24 +70,7 @@ async def adopt_previous(
     previous, was_deferred = found
     if previous.task_ctx.generated_name == ctx.generated_name or previous.executor_id != executor.get_id():
         return None
-    try:
-        template = await call_with_limit(
-            lambda: submission.read_template(store, previous.task_ctx), policy.call_timeout
-        )
-    except Exception as exc:
-        log.warning(
-            "cannot read the task of an earlier try (%s): %s; stopping it",
-            previous.task_ctx.generated_name,
-            exc,
-        )
-        status, snapshot = TaskStatus(TaskPhase.UNKNOWN), previous.driver
-    else:
-        driver = submission.open_driver(
-            executor, template, DriverSnapshot(previous.task_ctx, accepted=True), store,
-            policy=policy, on_change=phase_logger(log, executor.get_id()),
-        )  # fmt: skip
-        status = await driver.step()
-        snapshot = driver.snapshot()
+    status, snapshot = await _check(executor, store, previous.task_ctx, policy, log)
     # A succeeded execution is always adopted (its outputs are published, nothing runs again).
     # A running one only if its try never deferred: then its worker was lost between start and
     # defer. Once deferred, its trigger owned it, so a new try means the user cleared the task
@@ -105,3 +88,41 @@ async def adopt_previous(
     if not status.phase.is_terminal():
         await kill_execution(executor, previous.task_ctx, "superseded by a new try", policy, log=log)
     return None
+
+
+async def _check(
+    executor: Executor, store: DataStore, ctx: TaskContext, policy: PollPolicy, log: Logger
+) -> tuple[TaskStatus, DriverSnapshot]:
+    """One driver step on an earlier try's execution: time-bounded, an undefined phase a failure,
+    a change of phase an event; UNKNOWN when its task cannot be read."""
+    try:
+        template = await call_with_limit(lambda: submission.read_template(store, ctx), policy.call_timeout)
+    except Exception as exc:
+        log.warning("cannot read the task of an earlier try (%s): %s; stopping it", ctx.generated_name, exc)
+        return TaskStatus(TaskPhase.UNKNOWN), DriverSnapshot(ctx, accepted=True)
+    driver = submission.open_driver(
+        executor, template, DriverSnapshot(ctx, accepted=True), store,
+        policy=policy, on_change=phase_logger(log, executor.get_id()),
+    )  # fmt: skip
+    status = await driver.step()
+    return status, driver.snapshot()
+
+
+async def stop_superseded(
+    executor: Executor, store: DataStore, previous: TaskContext, policy: PollPolicy, log: Logger
+) -> None:
+    """A try started in the triggerer supersedes the previous try's execution: the task was
+    cleared or retried, on purpose (a trigger-started try has no worker to lose). Stop it unless it
+    is over or never started. The old trigger leaves it alone: the task is deferred again."""
+    try:
+        submitted = await call_with_limit(
+            lambda: store.exists(previous.task_template_file), policy.call_timeout
+        )
+    except Exception as exc:
+        log.warning("cannot tell whether the previous try (%s) started: %s", previous.generated_name, exc)
+        submitted = True
+    if not submitted:
+        return
+    status, _ = await _check(executor, store, previous, policy, log)
+    if not status.phase.is_terminal():
+        await kill_execution(executor, previous, "superseded by a new try", policy, log=log)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from flyteidl.core import tasks_pb2
 
-from airflow_provider import ending, publishing, start
+from airflow_provider import adoption, ending, publishing, start
 from airflow_provider.execution import ExecutionHandle, executor_for, open_driver, phase_logger
 from airflow_provider.identity import Attempt
 from airflow_provider.publishing import ReturnShape
@@ -137,8 +138,11 @@ class ExecutorTrigger(BaseTrigger):
                 reason = f"not started: the task is {state} now"
                 return permanent_failure(TaskError("NoLongerDeferred", reason, ErrorOrigin.SYSTEM))
             prepared = await start.prepare(spec, store)
-            handle = await start.new_handle(spec, Attempt.of(self.task_instance), store, prepared)
+            attempt = Attempt.of(self.task_instance)
+            handle = await start.new_handle(spec, attempt, store, prepared)
             self.handle = handle  # from here on a user's kill has an execution to stop
+            if attempt.try_number > 1:
+                await self._stop_previous_try(spec, attempt, store, prepared, handle)
             await start.submit(store, prepared, handle)
         except AirflowFailException as exc:
             return permanent_failure(TaskError("InvalidTask", str(exc), ErrorOrigin.USER))
@@ -148,6 +152,24 @@ class ExecutorTrigger(BaseTrigger):
             "%s execution %s submitted from the triggerer", spec.executor_id, handle.task_ctx.generated_name
         )
         return prepared.template, prepared.secrets
+
+    async def _stop_previous_try(
+        self,
+        spec: start.StartSpec,
+        attempt: Attempt,
+        store: DataStore,
+        prepared: start.Prepared,
+        handle: ExecutionHandle,
+    ) -> None:
+        """A cleared or retried task: the previous try's execution may still run (its trigger
+        sees the task deferred again and leaves it alone). Never fails the start over it."""
+        previous_try = dataclasses.replace(attempt, try_number=attempt.try_number - 1)
+        try:
+            previous = await start.new_handle(spec, previous_try, store, prepared)
+            executor = await executor_for(handle, store)
+            await adoption.stop_superseded(executor, store, previous.task_ctx, handle.policy, self.log)
+        except Exception as exc:
+            self.log.warning("could not check the previous try's execution: %s", exc)
 
     async def _watch(
         self,

@@ -363,6 +363,35 @@ async def test_the_listener_finds_the_execution_a_starting_trigger_made(tmp_path
     assert await handle_of_trigger_start(kwargs["start"], templated, Attempt.of(ti), DataStore()) is None
 
 
+async def test_a_new_try_started_in_the_triggerer_stops_the_previous_trys_execution(tmp_path: Path) -> None:
+    sleeper = ["python", "-c", "import time; time.sleep(120)"]
+    op = in_dag(lambda: shout_operator(tmp_path, command=sleeper, input_types={}, output_types={}, inputs={}))
+    first = trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag", try_number=1))
+    running = asyncio.ensure_future(first_event(first))
+    await wait_for_file(lambda: first.handle, "the first try's execution")
+    task_pb = Path(first.handle.task_ctx.task_template_file)  # type: ignore[union-attr]
+    await wait_for_file(lambda: task_pb.exists(), "its task.pb")
+    await asyncio.sleep(1.0)  # its process runs
+    # The task is cleared: try 2's trigger starts; the first trigger sees the task deferred again
+    # and leaves its execution alone, so try 2 must stop it.
+    second = trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag", try_number=2))
+    started = asyncio.ensure_future(first_event(second))
+    event = await asyncio.wait_for(running, 30)
+    assert type(event) is TriggerEvent
+    status = event.payload["status"]
+    assert "superseded by a new try" in status["err"]["message"], status
+    started.cancel()
+    await second.on_kill()
+
+
+async def wait_for_file(probe: Any, what: str, timeout: float = 30) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while (found := probe()) is None or found is False:
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return found
+
+
 def test_a_task_without_a_status_event_says_so(tmp_path: Path) -> None:
     op = in_dag(lambda: shout_operator(tmp_path))
     with pytest.raises(AirflowException, match="without a status event"):

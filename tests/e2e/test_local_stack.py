@@ -147,6 +147,13 @@ def test_deferred_task_holds_no_slot_and_publishes_outputs(airflow_stack: Airflo
     client.wait_for_task_state(dag_id, run_id, "consume", "success", timeout=60)
     assert client.xcom(dag_id, run_id, "consume") == "Hello, e2e! sum=14"
     client.wait_for_run_state(dag_id, run_id, "success", timeout=30)
+    # Started and ended in the triggerer (start_from_trigger, end_from_trigger: the defaults): no
+    # worker ever ran `produce`, so its try has a trigger log and no worker log; its XComs, pushed
+    # from the triggerer, read back as the values themselves in `consume` (a plain @task).
+    run_logs = [p for p in airflow_stack.task_log_files(dag_id) if f"run_id={run_id}" in str(p)]
+    produce_logs = [p.name for p in run_logs if "task_id=produce" in str(p)]
+    assert produce_logs and all(".trigger." in name for name in produce_logs), produce_logs
+    assert any("task_id=consume" in str(p) for p in run_logs), run_logs  # a worker ran that one
 
 
 # -- b. mark failed -> the process tree is killed ------------------------------------------------

@@ -75,12 +75,14 @@ with DAG(dag_id="rel_fanout", max_active_tasks=2 * FANOUT, **COMMON):
     ).expand(inputs=[{"key": f"m{i:02d}"} for i in range(FANOUT)])
 
 
-# 2. The worker dies (SIGKILL) right after start_task, before the deferral: try 2 adopts.
+# 2. The worker dies (SIGKILL) right after start_task, before the deferral: try 2 adopts. Started
+# in a worker on purpose (start_from_trigger=False): that worker is what dies.
 with DAG(dag_id="rel_worker_crash", **COMMON):
     ExecutorOperator(
         task_id="crashy",
         executor_id="crashy-local",
         inputs={"key": "crashy"},
+        start_from_trigger=False,
         retries=1,
         retry_delay=dt.timedelta(seconds=1),
         **waiter(REL_GATE="1", REL_SLEEP="1"),
