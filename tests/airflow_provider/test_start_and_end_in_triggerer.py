@@ -24,7 +24,7 @@ from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.start import handle_of_trigger_start
 from airflow_provider.triggers import ExecutorTrigger
-from executors import DataStore
+from executors import Cache, DataStore
 from harness.fake_ti import FakeTI
 from tests.airflow_provider.test_operators import ARGS, SHOUT, context_for
 
@@ -231,6 +231,28 @@ async def test_a_decorated_task_ends_with_its_single_value(tmp_path: Path, pushe
     assert isinstance(event, TaskSuccessEvent), event
     assert pushed["return_value"] == 42
     assert "o0" not in pushed  # not multiple_outputs: no per-key XCom
+
+
+async def test_the_trigger_answers_a_cache_hit_without_running_anything(
+    tmp_path: Path, pushed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV + "CATALOG_URL", str(tmp_path / "catalog"))
+    runs = tmp_path / "runs.txt"
+    op = in_dag(
+        lambda: shout_operator(
+            tmp_path,
+            command=["sh", "-c", f'echo run >> {runs} && exec python -c "$0" "$@"', SHOUT, *ARGS],
+            cache=Cache(version="1"),
+        )
+    )
+    first = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag", run_id="one")))
+    assert isinstance(first, TaskSuccessEvent) and pushed["cache_status"] == "CACHE_POPULATED"
+    pushed.clear()
+    second = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag", run_id="two")))
+    assert isinstance(second, TaskSuccessEvent)
+    assert pushed["cache_status"] == "CACHE_HIT"
+    assert pushed["return_value"] == {"y": 42, "shout": ["A", "B"]}
+    assert runs.read_text().splitlines() == ["run"]  # the second one ran nothing
 
 
 async def test_bad_input_fails_in_a_worker_without_retry_naming_the_input(tmp_path: Path) -> None:
