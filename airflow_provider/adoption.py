@@ -38,6 +38,11 @@ def remember(context: Context, handle: ExecutionHandle, *, deferred: bool = Fals
         state_store.set(STATE_KEY, {**handle.to_dict(), "deferred": deferred})
 
 
+def recorded(context: Context) -> tuple[ExecutionHandle, bool] | None:
+    """The execution this task instance last recorded, and whether its try had deferred."""
+    return _previous(context)
+
+
 def _previous(context: Context) -> tuple[ExecutionHandle, bool] | None:
     state_store = _state_store(context)
     record = state_store.get(STATE_KEY) if state_store is not None else None

@@ -86,6 +86,17 @@ class Attempt:
         """What an executor names to EnqueueOwner: the task instance, the same for every try."""
         return f"{self.dag_id}/{self.run_id}/{self.node}"
 
+    def owns(self, ctx: Any) -> bool:
+        """Whether the execution of ``ctx`` (a ``TaskContext``) is this try's."""
+        ident = ctx.task_execution_id.id
+        execution = ident.node_execution_id.execution_id
+        return bool(
+            execution.domain == self.dag_id
+            and execution.name == self.run_id
+            and ident.node_execution_id.node_id == self.node
+            and ident.retry_attempt == max(0, self.try_number - 1)
+        )
+
     def owner_reference(self) -> OwnerReference:
         return OwnerReference(kind="TaskInstance", name=f"{self.dag_id}.{self.node}")
 

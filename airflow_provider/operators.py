@@ -235,6 +235,19 @@ class ExecutorOperator(BaseOperator):
         if self._start_in_worker is not None:
             self.start_trigger_args = None
             return
+        # A backstop only: the trigger enforces ``timeout`` itself (and kills the execution).
+        backstop = dt.timedelta(seconds=self.timeout) + dt.timedelta(minutes=5) if self.timeout else None
+        self.start_trigger_args = StartTriggerArgs(
+            trigger_cls="airflow_provider.triggers.ExecutorTrigger",
+            trigger_kwargs=self._start_trigger_kwargs(),
+            next_method="execute_complete",
+            next_kwargs=None,
+            timeout=backstop,
+        )
+
+    def _start_trigger_kwargs(self) -> dict[str, Any]:
+        """The kwargs of a trigger that starts this task: the templated fields under their own
+        names (a triggerer renders those), everything else under ``start``."""
         spec = self._spec().to_dict()
         rendered = {name: spec.pop(name) for name in RENDERED_FIELDS if name != "task_template"}
         template = spec.pop("task_template")
@@ -242,20 +255,12 @@ class ExecutorOperator(BaseOperator):
             rendered["task_template"] = template  # a path/URL: Jinja may render it, as in a worker
         else:
             spec["template"] = template  # JSON: kept away from Jinja ({{.input}} is Flyte's)
-        # A backstop only: the trigger enforces ``timeout`` itself (and kills the execution).
-        backstop = dt.timedelta(seconds=self.timeout) + dt.timedelta(minutes=5) if self.timeout else None
-        self.start_trigger_args = StartTriggerArgs(
-            trigger_cls="airflow_provider.triggers.ExecutorTrigger",
-            trigger_kwargs={
-                "start": spec,
-                **rendered,
-                "end_from_trigger": self._ends_in_triggerer(),
-                "returns": self._returns().to_dict(),
-            },
-            next_method="execute_complete",
-            next_kwargs=None,
-            timeout=backstop,
-        )
+        return {
+            "start": spec,
+            **rendered,
+            "end_from_trigger": self._ends_in_triggerer(),
+            "returns": self._returns().to_dict(),
+        }
 
     def _ends_in_triggerer(self, *, check_dependants: bool = False) -> bool:
         """Whether the trigger may end the task (it still checks what only the triggerer knows).
@@ -324,6 +329,27 @@ class ExecutorOperator(BaseOperator):
             timeout=timeout,
         )
 
+    def _redefer_after_a_stray_event(self, context: Context, owner: Attempt) -> None:
+        """The event is another task's: on SQLite Airflow reuses the id of a deleted trigger row,
+        and a trigger still running under that id fires into whichever task now waits on it. Wait
+        again, on a trigger of our own (the same try: it re-attaches, never starts twice)."""
+        self.log.warning(
+            "ignoring an event meant for %s/%s try %d (a reused trigger id); waiting again",
+            owner.run_id, owner.node, owner.try_number,
+        )  # fmt: skip
+        found = adoption.recorded(context)
+        if found is not None:
+            handle, _ = found
+            if Attempt.of(context["ti"]).owns(handle.task_ctx):
+                self._defer(context, handle)
+        if self.start_from_trigger:
+            kwargs = {
+                **self._start_trigger_kwargs(),
+                "end_from_trigger": self._ends_in_triggerer(check_dependants=True),
+            }
+            self.defer(trigger=ExecutorTrigger(**kwargs), method_name="execute_complete")
+        raise AirflowException(f"{self.task_id}: got another task's event and cannot wait again; retrying")
+
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, **_: Any) -> Any:
         """Resume after the trigger: the event carries the final status and the execution handle."""
         if not isinstance(event, dict) or "status" not in event:
@@ -333,6 +359,9 @@ class ExecutorOperator(BaseOperator):
         return run_sync(executor_pool.closing(self._complete(context, event)))
 
     async def _complete(self, context: Context, event: dict[str, Any]) -> Any:
+        owner = event.get("owner")
+        if isinstance(owner, dict) and Attempt(**owner) != Attempt.of(context["ti"]):
+            self._redefer_after_a_stray_event(context, Attempt(**owner))
         status = TaskStatus.from_dict(event["status"])
         concluded = event.get("conclusion")
         if isinstance(concluded, dict):  # the trigger read the outcome already: only publish it

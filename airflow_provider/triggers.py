@@ -203,6 +203,10 @@ class ExecutorTrigger(BaseTrigger):
     ) -> TriggerEvent:
         """The one event: the task's end (``end_from_trigger``) or its way back to a worker."""
         payload: dict[str, Any] = {"status": status.to_dict(), "handle": handle.to_dict() if handle else None}
+        if self.task_instance is not None:
+            # Whose event this is: on SQLite a trigger id can be reused, and Airflow then hands the
+            # event of a stale trigger to the task now deferred under that id (see execute_complete).
+            payload["owner"] = dataclasses.asdict(Attempt.of(self.task_instance))
         why_worker = await self._worker_needed()
         if why_worker is not None:
             if self.end_from_trigger:
@@ -245,6 +249,11 @@ class ExecutorTrigger(BaseTrigger):
             return ", ".join(blockers)
         if self.start is not None and ending.mapped_dependants(self.task):
             return "a downstream task maps over its output"
+        # Only a task still deferred is ended from here: a stale trigger (its task ended or moved
+        # on while no triggerer ran) hands back an ordinary event, which the task checks is its own.
+        state = await self._task_state("ending the task")
+        if state is not None and state not in _STILL_DEFERRED:
+            return f"the task is {state} now"
         return None
 
     async def _task_state(self, purpose: str) -> str | None:

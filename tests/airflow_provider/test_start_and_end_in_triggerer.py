@@ -20,6 +20,7 @@ from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEven
 
 from airflow_provider import ending
 from airflow_provider.decorators import executor_task
+from airflow_provider.identity import Attempt
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.start import handle_of_trigger_start
@@ -375,8 +376,6 @@ async def test_the_listener_finds_the_execution_a_starting_trigger_made(tmp_path
     trigger = trigger_of(op, ti)
     await first_event(trigger)
     kwargs = op.start_trigger_args.trigger_kwargs
-    from airflow_provider.identity import Attempt
-
     found = await handle_of_trigger_start(kwargs["start"], kwargs, Attempt.of(ti), DataStore())
     assert found is not None and trigger.handle is not None
     assert found.task_ctx.generated_name == trigger.handle.task_ctx.generated_name
@@ -418,3 +417,52 @@ def test_a_task_without_a_status_event_says_so(tmp_path: Path) -> None:
     op = in_dag(lambda: shout_operator(tmp_path))
     with pytest.raises(AirflowException, match="without a status event"):
         op.execute_complete(context_for(op), "success")  # type: ignore[arg-type]
+
+
+async def test_an_event_meant_for_another_task_makes_the_task_wait_again(tmp_path: Path) -> None:
+    # On SQLite Airflow reuses a deleted trigger row's id: a stale trigger then fires into the
+    # task now deferred under that id. Seen on the real stack (tests/e2e), made here directly.
+    other = in_dag(lambda: shout_operator(tmp_path, task_id="other"))
+    stray = await first_event(
+        trigger_of(other, FakeTI(task_id="other", dag_id="sft_dag"), in_triggerer=False)
+    )
+    assert stray.payload["owner"]["task_id"] == "other"
+    op = in_dag(lambda: shout_operator(tmp_path))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute_complete(context_for(op, dag_id="sft_dag"), stray.payload)
+    again = deferred.value.trigger
+    assert isinstance(again, ExecutorTrigger) and again.start is not None  # starts (or re-attaches) itself
+    event = await first_event(_attach(again, op))
+    assert op.execute_complete(context_for(op, dag_id="sft_dag"), event.payload) == {
+        "y": 42,
+        "shout": ["A", "B"],
+    }
+
+
+def _attach(trigger: ExecutorTrigger, op: ExecutorOperator) -> ExecutorTrigger:
+    ti = FakeTI(task_id=op.task_id, dag_id="sft_dag")
+    ti.task = op  # type: ignore[attr-defined]
+    trigger.task_instance = ti  # type: ignore[assignment]
+    return trigger
+
+
+async def test_a_stray_event_on_the_worker_path_waits_again_on_the_recorded_execution(tmp_path: Path) -> None:
+    from tests.reliability_units.support import MemoryTaskStateStore
+
+    op = in_dag(lambda: shout_operator(tmp_path, start_from_trigger=False))
+    store = MemoryTaskStateStore()
+    context = {**context_for(op, dag_id="sft_dag"), "task_state_store": store}
+    with pytest.raises(TaskDeferred) as first:
+        op.execute(context)
+    mine = first.value.trigger
+    stray = {
+        "status": {"phase": 4},
+        "handle": None,
+        "owner": {**vars(Attempt.of(context["ti"])), "task_id": "x"},
+    }
+    with pytest.raises(TaskDeferred) as again:
+        op.execute_complete(context, stray)
+    assert isinstance(again.value.trigger, ExecutorTrigger) and again.value.trigger.handle is not None
+    assert again.value.trigger.handle.task_ctx.generated_name == mine.handle.task_ctx.generated_name  # type: ignore[attr-defined]
+    event = await first_event(again.value.trigger)
+    assert op.execute_complete(context, event.payload) == {"y": 42, "shout": ["A", "B"]}
