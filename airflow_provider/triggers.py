@@ -148,6 +148,10 @@ class ExecutorTrigger(BaseTrigger):
             return permanent_failure(TaskError("InvalidTask", str(exc), ErrorOrigin.USER))
         except AirflowException as exc:
             return retryable_failure(TaskError("StartFailed", str(exc), ErrorOrigin.SYSTEM))
+        except Exception as exc:  # a bug of ours or a backend's: fail this try, never the triggerer
+            self.log.exception("could not start %s", spec.task_id)
+            error = TaskError(type(exc).__name__, f"start failed: {exc}", ErrorOrigin.SYSTEM)
+            return retryable_failure(error)
         self.log.info(
             "%s execution %s submitted from the triggerer", spec.executor_id, handle.task_ctx.generated_name
         )

@@ -466,3 +466,21 @@ async def test_a_stray_event_on_the_worker_path_waits_again_on_the_recorded_exec
     assert again.value.trigger.handle.task_ctx.generated_name == mine.handle.task_ctx.generated_name  # type: ignore[attr-defined]
     event = await first_event(again.value.trigger)
     assert op.execute_complete(context, event.payload) == {"y": 42, "shout": ["A", "B"]}
+
+
+async def test_an_unexpected_error_at_start_fails_the_try_not_the_triggerer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_provider import start
+
+    async def broken(*args: Any) -> Any:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(start, "prepare", broken)
+    op = in_dag(lambda: shout_operator(tmp_path))
+    event = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag")))
+    assert isinstance(event, TaskFailedEvent), event  # retried while tries remain
+    outside = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag"), in_triggerer=False))
+    with pytest.raises(AirflowException, match="start failed: 'a bug'") as raised:
+        op.execute_complete(context_for(op, dag_id="sft_dag"), outside.payload)
+    assert not isinstance(raised.value, AirflowFailException)
