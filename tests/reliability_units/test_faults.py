@@ -426,10 +426,13 @@ async def test_hanging_check_becomes_unknown_and_the_loop_serves_other_triggers(
 
     assert final.phase is TaskPhase.SUCCEEDED
     assert [s.phase for s in statuses] == [TaskPhase.SUCCEEDED] * 3
+    # The two hanging checks become UNKNOWN (one phase change: both come in a row). On a loaded
+    # machine a real check can also overrun the 0.3 s limit: that is one more UNKNOWN, as it must.
     timeouts = [s for s in seen if s.phase is TaskPhase.UNKNOWN]
-    assert len(timeouts) == 1 and timeouts[0].err is not None
-    assert timeouts[0].err.code == "CallTimeout"
-    assert f"executor {FAULTY_ID!r} did not answer within 0.3s" in timeouts[0].err.message
+    assert timeouts, seen
+    for timeout in timeouts:
+        assert timeout.err is not None and timeout.err.code == "CallTimeout", timeout
+        assert f"executor {FAULTY_ID!r} did not answer within 0.3s" in timeout.err.message
     assert executor.failures["check_task_status"] == 2
     assert runs_of(marker) == 1
     gaps.assert_below(0.2)
