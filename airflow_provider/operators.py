@@ -191,7 +191,10 @@ class ExecutorOperator(BaseOperator):
         self.namespace, self.service_account = namespace, service_account
         self.labels, self.annotations = dict(labels or {}), dict(annotations or {})
         self.catalog_conn_id = catalog_conn_id
-        self.end_from_trigger = end_from_trigger
+        # Not ``self.end_from_trigger``: Airflow's DagBag refuses a task whose ``end_from_trigger``
+        # is true while any listener is installed (ours always is), and we fall back to a worker
+        # by ourselves whenever a listener needs one (see airflow_provider/ending.py).
+        self._end_requested = end_from_trigger
         self._start_requested = start_from_trigger
         self._running: tuple[Executor, TaskContext] | None = None
         self._configure_start()
@@ -265,7 +268,8 @@ class ExecutorOperator(BaseOperator):
     def _ends_in_triggerer(self, *, check_dependants: bool = False) -> bool:
         """Whether the trigger may end the task (it still checks what only the triggerer knows).
         Downstream tasks are known when the task runs, not while its own DAG line is parsed."""
-        wanted = config.end_from_trigger() if self.end_from_trigger is None else bool(self.end_from_trigger)
+        requested = self._end_requested
+        wanted = config.end_from_trigger() if requested is None else bool(requested)
         if wanted and check_dependants and ending.mapped_dependants(self):
             return False  # the worker records the length a downstream .expand() maps over
         return wanted

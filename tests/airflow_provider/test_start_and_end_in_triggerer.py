@@ -484,3 +484,22 @@ async def test_an_unexpected_error_at_start_fails_the_try_not_the_triggerer(
     with pytest.raises(AirflowException, match="start failed: 'a bug'") as raised:
         op.execute_complete(context_for(op, dag_id="sft_dag"), outside.payload)
     assert not isinstance(raised.value, AirflowFailException)
+
+
+def test_a_dag_asking_for_end_from_trigger_parses_with_listeners_installed(tmp_path: Path) -> None:
+    # Airflow's DagBag refuses a task whose `end_from_trigger` attribute is true while any listener
+    # is installed, and the provider's own plugin always installs one.
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.listeners.listener import get_listener_manager
+
+    assert get_listener_manager().has_listeners
+    (tmp_path / "asks.py").write_text(
+        "import datetime as dt\n"
+        "from airflow.sdk import DAG\n"
+        "from airflow_provider.operators import ExecutorOperator\n"
+        "with DAG('asks', schedule=None, start_date=dt.datetime(2026, 1, 1)):\n"
+        "    ExecutorOperator(task_id='t', command=['true'], end_from_trigger=True)\n"
+    )
+    bag = DagBag(dag_folder=str(tmp_path))
+    assert bag.import_errors == {} and "asks" in bag.dags
+    assert bag.dags["asks"].get_task("t").start_trigger_args.trigger_kwargs["end_from_trigger"] is True
