@@ -31,10 +31,12 @@ import asyncio
 import collections
 import gc
 import json
+import math
 import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -692,12 +694,13 @@ def args_profile_seconds(quick: bool) -> float:
 # =====================================================================================================
 
 
-REAL_STEPS, QUICK_REAL_STEPS = (1_000, 2_000), (50, 150)
+REAL_STEPS, QUICK_REAL_STEPS = (1_000, 5_000), (50, 150)
 """Deferred tasks held at each step: first the bare baseline, then ours (the same counts).
 
-``BENCH_REAL_STEPS=1000,5000`` overrides it. Ours are deferred by a worker running execute(),
-about 2-4 tasks a second on two cores (the api-server alone spends ~0.25 CPU s per task), so a
-5,000 step adds ~20-40 min of ramp; the bare baseline starts from the triggerer in seconds."""
+``BENCH_REAL_STEPS=1000,2000`` overrides it. Both kinds start from the triggerer: the scheduler
+defers each task itself (ours: unmapped tasks with static arguments and ``start_from_trigger``),
+no worker turn, so a step's ramp is the scheduler's and the triggerer's pace, not a worker's (it
+was 1.8-4 tasks a second when ours started in a worker)."""
 REAL_MAX_CONCURRENT, QUICK_REAL_MAX_CONCURRENT = 250, 25
 REAL_PARALLELISM = 16
 REAL_WINDOW, QUICK_REAL_WINDOW = 60.0, 15.0
@@ -706,8 +709,11 @@ REAL_IDLE_WINDOW, QUICK_REAL_IDLE_WINDOW = 15.0, 5.0
 REAL_RAMP_LIMIT = 900.0
 REAL_PROFILE_SECONDS, QUICK_REAL_PROFILE_SECONDS = 20.0, 5.0
 BLOCKED = "async thread was blocked"
+RAMP_PROFILE = BENCH_DIR / ".raw" / "real_triggerer-ramp-py-spy.txt"
 BARE_DAGS = ("bench_triggerer_sleep", "bench_triggerer_sleep_more")
-OUR_DAGS = ("bench_triggerer_load", "bench_triggerer_load_more")
+OUR_DAGS = ("bench_triggerer_load", "bench_triggerer_load")
+OUR_CHUNK = 10
+"""Tasks per run of ours: a step of N triggers N / OUR_CHUNK runs (see bench_dags.py)."""
 
 
 def _count_in_log(path: Path, needle: str) -> int:
@@ -715,6 +721,44 @@ def _count_in_log(path: Path, needle: str) -> int:
         return path.read_text(errors="replace").count(needle)
     except OSError:
         return 0
+
+
+def _blocked_seconds(path: Path) -> list[float]:
+    """The durations of the triggerer's 'async thread was blocked for X seconds' warnings, in order."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [float(m) for m in re.findall(r"async thread was blocked for ([\d.]+) seconds", text)]
+
+
+def _triggers_running(stack: Any, runs: list[tuple[str, str]]) -> int:
+    """Triggers of these DAGs that a triggerer started (each writes its task's trigger log)."""
+    total = 0
+    for dag_id in dict.fromkeys(d for d, _ in runs):
+        root = Path(stack.home) / "logs" / f"dag_id={dag_id}"
+        total += sum(1 for _ in root.glob("run_id=*/task_id=*/**/attempt=*.log.trigger.*.log"))
+    return total
+
+
+def _submitted(stack: Any, dag_id: str) -> int:
+    """Executions of ``dag_id`` submitted so far (a ``task.pb`` in their folder)."""
+    from executors.data.storage import path_segment
+
+    return sum(1 for _ in (Path(stack.data_dir) / path_segment(dag_id)).rglob("task.pb"))
+
+
+def _runner_pid(pid: int) -> int | None:
+    """The trigger runner: the child of the ``airflow triggerer`` process that runs the triggers."""
+    import psutil
+
+    try:
+        for child in psutil.Process(pid).children(recursive=True):
+            if "triggerer" in " ".join(child.cmdline()):
+                return int(child.pid)
+    except psutil.Error:
+        return None
+    return None
 
 
 def _tree_cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
@@ -743,7 +787,10 @@ def _deferred(stack: Any, runs: list[tuple[str, str]]) -> int:
     from benchmarks.stack import count_in_state
 
     total = 0
-    for dag_id, run_id in runs:
+    # One request per DAG ("~": all its runs, every one of them ours) when it has many runs.
+    many = {dag_id for dag_id, _ in runs if sum(1 for d, _ in runs if d == dag_id) > 1}
+    queries = [(d, "~") for d in sorted(many)] + [(d, r) for d, r in runs if d not in many]
+    for dag_id, run_id in queries:
         for attempt in range(5):  # a busy api-server may time out once
             try:
                 total += count_in_state(stack, dag_id, run_id, "deferred")
@@ -770,7 +817,14 @@ def _window(
 
 
 def _hold(
-    stack: Any, pid: int, dag_id: str, target: int, runs: list[tuple[str, str]], window: float, label: str
+    stack: Any,
+    pid: int,
+    dag_id: str,
+    target: int,
+    runs: list[tuple[str, str]],
+    window: float,
+    label: str,
+    ramp_profile: Path | None = None,
 ) -> dict[str, Any]:
     """Trigger ``dag_id`` (on top of ``runs``), wait until ``target`` tasks are deferred, then
     measure the triggerer over ``window``."""
@@ -779,21 +833,63 @@ def _hold(
     triggerer_log = stack.component_logs / "triggerer.log"
     blocked0 = _count_in_log(triggerer_log, BLOCKED)
     ramp_cpu0 = _tree_total(_tree_cpu_by_process(pid))
-    run_id, started = start_run(stack, dag_id, label)
-    runs.append((dag_id, run_id))
-    deferred = 0
+    ramp_spy = None
+    if ramp_profile is not None and (runner := _runner_pid(pid)) is not None:
+        # py-spy over the whole ramp (stopped with SIGINT when it ends, at most REAL_RAMP_LIMIT)
+        py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        ramp_spy = subprocess.Popen(
+            [py_spy, "record", "--pid", str(runner), "--duration", str(int(REAL_RAMP_LIMIT)),
+             "--rate", str(PROFILE_RATE), "--format", "raw", "--output", str(ramp_profile),
+             "--native", "--threads"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1)
+    ours = dag_id in OUR_DAGS
+    if ours:
+        # Many runs of a small DAG; the ramp ends when every trigger has submitted its execution
+        # (its task.pb is written): a deferred state alone is only the scheduler's part.
+        have = sum(OUR_CHUNK for d, _ in runs if d == dag_id)
+        first_id, started = start_run(stack, dag_id, f"{label}-0")
+        run_ids = [(first_id, started)]
+        for k in range(1, math.ceil((target - have) / OUR_CHUNK)):
+            run_ids.append((f"{label}-{k}-{first_id[-8:]}", time.perf_counter()))
+            stack.client.trigger(dag_id, run_ids[-1][0])
+        started = run_ids[0][1]
+        runs.extend((dag_id, run_id) for run_id, _ in run_ids)
+        log(f"  {label}: {len(run_ids)} runs triggered in {time.perf_counter() - started:.0f}s")
+    else:
+        run_id, started = start_run(stack, dag_id, label)
+        runs.append((dag_id, run_id))
+    deferred = submitted = 0
     while time.perf_counter() - started < REAL_RAMP_LIMIT:
+        if ours:
+            submitted = _submitted(stack, dag_id)
+            if submitted < target:
+                time.sleep(3)
+                continue
         deferred = _deferred(stack, runs)
-        if deferred >= target:
+        # ...and every trigger runs in the triggerer (its trigger log exists): the deferred state
+        # is only the scheduler's part, the triggerer then loads each trigger (~10-100 a second)
+        if deferred >= target and _triggers_running(stack, runs) >= target:
             break
         time.sleep(3)
     ramp_s = time.perf_counter() - started
     ramp_cpu = _tree_total(_tree_cpu_by_process(pid)) - ramp_cpu0
-    log(f"  {label}: {deferred:,} deferred after a {ramp_s:.0f}s ramp (triggerer CPU {ramp_cpu:.0f}s)")
+    if ramp_spy is not None:
+        ramp_spy.send_signal(signal.SIGINT)
+        try:
+            ramp_spy.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            ramp_spy.kill()
+    log(
+        f"  {label}: {deferred:,} deferred ({submitted:,} submitted) after a {ramp_s:.0f}s ramp "
+        f"(triggerer CPU {ramp_cpu:.0f}s)"
+    )
     time.sleep(5)
     blocked1 = _count_in_log(triggerer_log, BLOCKED)
     cpu, parts, cpu0, cpu1 = _window(pid, window, REAL_SUBWINDOWS)
     blocked2 = _count_in_log(triggerer_log, BLOCKED)
+    blocked_s = _blocked_seconds(triggerer_log)
     deferred_after = _deferred(stack, runs)
     running_execs = sum(1 for _ in (stack.state_root / "running").glob("*.json"))
     per_proc = sorted(((cpu1[p][1] - cpu0.get(p, ("", 0.0))[1]) / window, cpu1[p][0], p) for p in cpu1)[::-1]
@@ -806,6 +902,7 @@ def _hold(
         "label": label, "target": target, "deferred": min(deferred, deferred_after), "ramp_s": ramp_s,
         "ramp_cpu_s": ramp_cpu, "cpu": cpu, "parts": parts, "blocked_ramp": blocked1 - blocked0,
         "blocked_window": blocked2 - blocked1, "running_execs": running_execs, "per_proc": per_proc[:3],
+        "blocked_ramp_s": blocked_s[blocked0:blocked1], "blocked_window_s": blocked_s[blocked1:blocked2],
         "reached": deferred >= target,
     }  # fmt: skip
 
@@ -816,8 +913,9 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
 
     Baseline DAGs ``bench_triggerer_sleep`` (+ ``_more`` for the second step): a tiny operator that
     starts from the triggerer on ``DateTimeTrigger`` (until 2100). Ours, ``bench_triggerer_load``
-    (+ ``_more``): ExecutorOperator over the local executor, command ``sleep 900``, whose execute()
-    runs in a worker and defers; the local executor's ``max_concurrent`` bounds the live processes
+    (+ ``_more``): unmapped ExecutorOperator tasks over the local executor, command ``sleep 900``,
+    ``start_from_trigger``: the scheduler defers them and the trigger submits the execution (no
+    worker); the local executor's ``max_concurrent`` bounds the live processes
     (each execution is a small supervisor plus its ``sleep``), the other tasks are deferred too and
     wait NOT_READY with backoff. The baseline runs are marked failed (their triggers end) before
     ours start. Same triggerer, same stack, same windows.
@@ -836,19 +934,26 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
         "BENCH_LOAD_TASKS": str(first),
         "BENCH_LOAD_MORE": str(last - first),
         "BENCH_LOAD_SLEEP": "900",
+        "BENCH_LOAD_CHUNK": str(OUR_CHUNK),
         "AIRFLOW__CORE__MAX_MAP_LENGTH": str(max(1024, last)),
         # Airflow's default capacity is 1,000 triggers per triggerer; room for both kinds at once
         # while the baseline's triggers are being removed.
         "AIRFLOW__TRIGGERER__CAPACITY": str(2 * last + 100),
         "AIRFLOW__API__WORKERS": "2",
+        # The DAG file parsed once (not every 10 s, which would load the machine throughout).
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
+        "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "600",
+        "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
     }
     results: dict[tuple[str, int], dict[str, Any]] = {}
+    RAMP_PROFILE.parent.mkdir(exist_ok=True)
+    RAMP_PROFILE.unlink(missing_ok=True)
     with airflow_stack(
         parallelism=REAL_PARALLELISM, env=env, local_executor={"max_concurrent": max_concurrent}
     ) as stack:
         triggerer_log = stack.component_logs / "triggerer.log"
         pid = stack.procs["triggerer"].pid
-        for dag_id in (*BARE_DAGS, *OUR_DAGS):
+        for dag_id in dict.fromkeys((*BARE_DAGS, *OUR_DAGS)):
             stack.client.wait_for_dag(dag_id, timeout=180)
         time.sleep(3)
         log(f"real triggerer: idle window {idle_window:g}s")
@@ -858,7 +963,10 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
             runs: list[tuple[str, str]] = []
             for dag_id, target in zip(dags, steps, strict=True):
                 log(f"real triggerer: {kind}, up to {target:,} deferred tasks ({dag_id})")
-                results[(kind, target)] = _hold(stack, pid, dag_id, target, runs, window, f"{kind}-{target}")
+                ramp_profile = RAMP_PROFILE if (kind, target) == ("ours", last) else None
+                results[(kind, target)] = _hold(
+                    stack, pid, dag_id, target, runs, window, f"{kind}-{target}", ramp_profile
+                )
             if kind == "bare":
                 for dag_id, run_id in runs:
                     fail_run(stack, dag_id, run_id)
@@ -918,7 +1026,9 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
             notes=(
                 f"ramp {ours['blocked_ramp']} ({ours['ramp_s']:.0f} s), window {ours['blocked_window']} "
                 f"({window:g} s); bare: ramp {bare['blocked_ramp']} ({bare['ramp_s']:.0f} s), window "
-                f"{bare['blocked_window']}"
+                f"{bare['blocked_window']}; ours blocked for (s): ramp "
+                f"{', '.join(f'{x:g}' for x in ours['blocked_ramp_s'][:12]) or '-'}, window "
+                f"{', '.join(f'{x:g}' for x in ours['blocked_window_s'][:12]) or '-'}"
             ),
         )
     proc_rows = ["| process (triggerer tree) | CPU over the window (cores) |", "|---|---:|"]
@@ -932,13 +1042,22 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
         f"(`bench_triggerer_sleep`: a tiny operator deferring on Airflow's `DateTimeTrigger` until 2100, "
         f"started from the triggerer by the scheduler, no worker) at {first:,} then {last:,} tasks, its "
         f"runs marked failed, then ours (`bench_triggerer_load`: `ExecutorOperator`, command `sleep 900`, "
-        f"poll interval 1 s, local executor `max_concurrent={max_concurrent}`; execute() runs in a worker "
-        f"and defers) at the same counts. Each step: the ramp until all are deferred, 5 s, then a "
+        f"poll interval 1 s, local executor `max_concurrent={max_concurrent}`; unmapped tasks with "
+        f"`start_from_trigger`: the scheduler defers them, the trigger submits the execution, no worker) "
+        f"at the same counts. Each step: the ramp until all are deferred, 5 s, then a "
         f"{window:g} s window split into {REAL_SUBWINDOWS} sub-windows (the spread). "
         f"'async thread was blocked' warnings in the whole triggerer log: {blocked_total}. "
         f"Load average at the end: {loadavg[0]:.2f}.\n\n" + "\n".join(rows) + "\n\n"
         f"Busiest processes of the triggerer tree with {last:,} of ours:\n\n" + "\n".join(proc_rows) + "\n"
     )
+    if RAMP_PROFILE.exists():
+        report.details += (
+            f"\nWhere the trigger runner spends its time during the ramp to {last:,} of ours "
+            f"({big['ramp_s']:.0f} s; py-spy --native over the ramp; raw stacks in "
+            f"`benchmarks/.raw/{RAMP_PROFILE.name}`):\n\n"
+            + summarize_profile(RAMP_PROFILE, seconds=big["ramp_s"])
+            + "\n"
+        )
     report.details += f"\nWhere the trigger runner (pid {runner_pid}) spends its time with {last:,} of ours "
     report.details += f"(py-spy --native, {profile_seconds:g} s after the window):\n\n"
     if profile_error:
@@ -951,8 +1070,11 @@ def run(quick: bool) -> Report:
     report = Report("1. triggerer capacity")
     workdir = Path(tempfile.mkdtemp(prefix="bench-capacity-"))
     try:
-        run_in_process(quick, report, workdir)
-        run_real_triggerer(quick, report, workdir)
+        parts = os.environ.get("BENCH_CAPACITY_PARTS", "in_process,real").split(",")
+        if "in_process" in parts:
+            run_in_process(quick, report, workdir)
+        if "real" in parts:
+            run_real_triggerer(quick, report, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return report

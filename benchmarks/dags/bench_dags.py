@@ -3,16 +3,20 @@
 Sizes come from environment variables that the benchmark sets on every component of its stack,
 so one file serves quick and full runs:
 
-- ``bench_triggerer_load``: ``BENCH_LOAD_TASKS`` mapped ExecutorOperator instances on the local
-  executor, each running ``sleep BENCH_LOAD_SLEEP`` (deferrable): load for a real triggerer.
-- ``bench_triggerer_load_more``: ``BENCH_LOAD_MORE`` more of the same (the second step of the load).
+- ``bench_triggerer_load``: ``BENCH_LOAD_CHUNK`` ExecutorOperator tasks (unmapped, static arguments,
+  ``start_from_trigger`` and ``end_from_trigger``: the scheduler defers them straight into the
+  triggerer) on the local executor, each running ``sleep BENCH_LOAD_SLEEP``: load for a real
+  triggerer, which triggers as many runs of it as it needs tasks.
 - ``bench_triggerer_sleep`` / ``bench_triggerer_sleep_more``: the baseline for the same triggerer,
   ``BENCH_LOAD_TASKS`` / ``BENCH_LOAD_MORE`` mapped instances of a tiny operator that waits on
   Airflow's own bare sleeping trigger (``DateTimeTrigger``, what ``TimeDeltaSensor`` defers on)
   until 2100. It starts from the triggerer (``start_from_trigger``): the scheduler defers it
   without a worker, so its ramp costs no task process.
-- ``bench_deferrable`` / ``bench_blocking``: ``BENCH_DVB_TASKS`` mapped instances of
-  ``sleep BENCH_DVB_SLEEP``, deferrable or not (``deferrable=False`` waits in the worker slot).
+- ``bench_deferrable_trigger`` / ``bench_deferrable_end_trigger`` / ``bench_deferrable_worker`` /
+  ``bench_blocking``: ``BENCH_DVB_TASKS`` unmapped tasks ``sleep_<i>`` of ``sleep BENCH_DVB_SLEEP``:
+  deferrable, starting and ending in the triggerer; deferrable, starting in a worker and ending in
+  the triggerer; deferrable, start and resume in a worker; blocking (``deferrable=False`` waits in
+  the worker slot). Per-task arguments, not the global config.
 """
 
 from __future__ import annotations
@@ -37,12 +41,16 @@ def _int(name: str, default: int) -> int:
 LOAD_TASKS = _int("BENCH_LOAD_TASKS", 200)
 LOAD_SLEEP = _int("BENCH_LOAD_SLEEP", 600)
 LOAD_MORE = _int("BENCH_LOAD_MORE", 0)
+LOAD_CHUNK = _int("BENCH_LOAD_CHUNK", 10)
 DVB_TASKS = _int("BENCH_DVB_TASKS", 32)
 DVB_SLEEP = _int("BENCH_DVB_SLEEP", 20)
 
 # Far ahead, and fixed (a moment computed at parse time would change the DAG at every parse): the
 # bare triggers never fire during a benchmark.
 SLEEP_UNTIL = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+
+END_IN_TRIGGERER = True
+"""``end_from_trigger=True`` (also the config default), said explicitly."""
 
 
 class BareSleep(BaseOperator):
@@ -68,24 +76,32 @@ class BareSleep(BaseOperator):
         return None
 
 
-for dag_id, count in (("bench_triggerer_load", LOAD_TASKS), ("bench_triggerer_load_more", LOAD_MORE)):
-    if count <= 0:
-        continue
+if LOAD_CHUNK > 0:
     with DAG(
-        dag_id,
+        "bench_triggerer_load",
         schedule=None,
         start_date=START,
         catchup=False,
-        max_active_tasks=max(16, count),
+        max_active_runs=100_000,
+        max_active_tasks=max(16, LOAD_CHUNK),
         tags=["benchmark"],
     ):
-        ExecutorOperator.partial(
-            task_id="sleep",
-            command=["sleep", str(LOAD_SLEEP)],
-            input_types={"i": int},
-            deferrable=True,
-            poll_interval=1.0,
-        ).expand(inputs=[{"i": i} for i in range(count)])
+        # One task per instance, not .expand(): a mapped task starts in a worker (its arguments
+        # differ per map index), an unmapped one with static arguments starts in the triggerer.
+        # A small DAG run many times, not one DAG of thousands of tasks: Airflow's triggerer sends
+        # the whole serialized DAG with each trigger that starts a task (``RunTrigger.dag_data``),
+        # 2.8 MB per trigger for a 1,000-task DAG.
+        for i in range(LOAD_CHUNK):
+            ExecutorOperator(
+                task_id=f"sleep_{i}",
+                command=["sleep", str(LOAD_SLEEP)],
+                input_types={"i": int},
+                inputs={"i": i},
+                deferrable=True,
+                start_from_trigger=True,
+                end_from_trigger=END_IN_TRIGGERER,
+                poll_interval=1.0,
+            )
 
 for dag_id, count in (("bench_triggerer_sleep", LOAD_TASKS), ("bench_triggerer_sleep_more", LOAD_MORE)):
     if count <= 0:
@@ -101,7 +117,26 @@ for dag_id, count in (("bench_triggerer_sleep", LOAD_TASKS), ("bench_triggerer_s
         BareSleep.partial(task_id="sleep").expand(i=list(range(count)))
 
 
-for dag_id, deferrable in (("bench_deferrable", True), ("bench_blocking", False)):
+DVB_VARIANTS: dict[str, dict[str, Any]] = {
+    # start and end in the triggerer: no worker turn at all
+    "bench_deferrable_trigger": {
+        "deferrable": True,
+        "start_from_trigger": True,
+        "end_from_trigger": END_IN_TRIGGERER,
+    },
+    # start in a worker, end in the triggerer
+    "bench_deferrable_end_trigger": {
+        "deferrable": True,
+        "start_from_trigger": False,
+        "end_from_trigger": END_IN_TRIGGERER,
+    },
+    # the worker path: a worker starts the execution and defers, a worker resumes
+    "bench_deferrable_worker": {"deferrable": True, "start_from_trigger": False, "end_from_trigger": False},
+    # the baseline: the worker waits in its slot
+    "bench_blocking": {"deferrable": False, "start_from_trigger": False, "end_from_trigger": False},
+}
+
+for dag_id, arguments in DVB_VARIANTS.items():
     with DAG(
         dag_id,
         schedule=None,
@@ -110,10 +145,13 @@ for dag_id, deferrable in (("bench_deferrable", True), ("bench_blocking", False)
         max_active_tasks=max(16, DVB_TASKS),
         tags=["benchmark"],
     ):
-        ExecutorOperator.partial(
-            task_id="sleep",
-            command=["sleep", str(DVB_SLEEP)],
-            input_types={"i": int},
-            deferrable=deferrable,
-            poll_interval=1.0,
-        ).expand(inputs=[{"i": i} for i in range(DVB_TASKS)])
+        # Unmapped tasks (static arguments): a mapped task always starts in a worker.
+        for i in range(DVB_TASKS):
+            ExecutorOperator(
+                task_id=f"sleep_{i}",
+                command=["sleep", str(DVB_SLEEP)],
+                input_types={"i": int},
+                inputs={"i": i},
+                poll_interval=1.0,
+                **arguments,
+            )
