@@ -100,6 +100,19 @@ def _check_object(reference: str, info: Mapping[str, Any], max_bytes: int) -> No
         raise DataTooLargeError(reference, size, max_bytes)
 
 
+def parse_protobuf(reference: str, data: bytes, message_type: type[M]) -> M:
+    """``data`` (read from ``reference``) as a ``message_type``; CorruptDataError naming the file."""
+    message = message_type()
+    try:
+        message.ParseFromString(data)
+    except Exception as exc:  # protobuf raises DecodeError, sometimes RuntimeWarning-ish others
+        raise CorruptDataError(
+            reference,
+            f"not a valid {message_type.DESCRIPTOR.full_name} ({len(data)} bytes): {exc}",
+        ) from exc
+    return message  # type: ignore[no-any-return]
+
+
 class DataStore:
     """Protobuf and bytes I/O over fsspec.
 
@@ -255,15 +268,7 @@ class DataStore:
         """Read and parse one protobuf message; a truncated or foreign file is CorruptDataError.
         ``within`` and ``max_bytes`` as for :meth:`read_bytes`."""
         data = await self.read_bytes(reference, within=within, max_bytes=max_bytes)
-        message = message_type()
-        try:
-            message.ParseFromString(data)
-        except Exception as exc:  # protobuf raises DecodeError, sometimes RuntimeWarning-ish others
-            raise CorruptDataError(
-                reference,
-                f"not a valid {message_type.DESCRIPTOR.full_name} ({len(data)} bytes): {exc}",
-            ) from exc
-        return message  # type: ignore[no-any-return]
+        return parse_protobuf(reference, data, message_type)
 
     async def write_protobuf(self, reference: str, message: pb_message.Message) -> None:
         # Deterministic serialization: identical messages give identical bytes (map order).

@@ -17,11 +17,10 @@ from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.catalog.key import cache_key, is_cacheable
 from executors.core.context import TaskContext
-from executors.core.errors import CorruptDataError
 from executors.core.interface import Executor
 from executors.core.status import TaskStatus
 from executors.data.literals import from_literal_map, to_literal_map
-from executors.data.storage import DataStore
+from executors.data.storage import DataStore, parse_protobuf
 from executors.engine.driver import DriverSnapshot, ExecutionDriver
 from executors.engine.events import DataStoreEventRecorder
 from executors.engine.policy import PollPolicy
@@ -69,13 +68,7 @@ async def read_template(store: DataStore, task_ctx: TaskContext) -> tasks_pb2.Ta
         if shared is not None:
             _SHARED_TEMPLATES.move_to_end(data)
             return shared
-    template = tasks_pb2.TaskTemplate()
-    try:
-        template.ParseFromString(data)
-    except Exception as exc:
-        raise CorruptDataError(
-            reference, f"not a valid {tasks_pb2.TaskTemplate.DESCRIPTOR.full_name} ({len(data)} bytes): {exc}"
-        ) from exc
+    template = parse_protobuf(reference, data, tasks_pb2.TaskTemplate)
     if len(data) <= SHARED_TEMPLATE_MAX_BYTES:
         with _shared_lock:
             template = _SHARED_TEMPLATES.setdefault(data, template)
