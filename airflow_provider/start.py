@@ -76,6 +76,12 @@ class StartSpec:
             call_timeout=config.call_timeout(),
         )
 
+    async def load_template(self, store: DataStore) -> tasks_pb2.TaskTemplate:
+        """The template, from its JSON form or its path/URL (raises ``TaskTemplateError``)."""
+        source = self.task_template
+        value = source.value if isinstance(source, TaskTemplateField) else source
+        return await load_task_template(value, store)
+
     def executor_config(self) -> dict[str, Any]:
         return {**config.executor_config(self.executor_id), **self.executor_options}
 
@@ -100,10 +106,7 @@ async def prepare(spec: StartSpec, store: DataStore) -> Prepared:
     """
     try:
         get_executor_class(spec.executor_id)
-        source = spec.task_template
-        template = await load_task_template(
-            source.value if isinstance(source, TaskTemplateField) else source, store
-        )
+        template = await spec.load_template(store)
         inputs = submission.typed_inputs(template, spec.inputs)
         limits = {"requests": dict(spec.requests), "limits": dict(spec.limits)}
         overrides = TaskOverrides(
@@ -207,14 +210,9 @@ def spec_of_trigger(start: Mapping[str, Any], rendered: Mapping[str, Any]) -> St
     return StartSpec.from_dict({**start, **{k: v for k, v in fields.items() if v is not None}})
 
 
-def _has_jinja(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value or "{%" in value
-    if isinstance(value, Mapping):
-        return any(_has_jinja(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_jinja(v) for v in value)
-    return False
+def _has_jinja(value: str | None) -> bool:
+    """Whether a templated string field (``data_dir``, a template path) is still unrendered."""
+    return value is not None and ("{{" in value or "{%" in value)
 
 
 async def handle_of_trigger_start(
@@ -227,10 +225,7 @@ async def handle_of_trigger_start(
     if _has_jinja(rendered.get("data_dir")) or _has_jinja(rendered.get("task_template")):
         return None
     spec = spec_of_trigger(start, {**rendered, "inputs": {}})
-    source = spec.task_template
-    template = await load_task_template(
-        source.value if isinstance(source, TaskTemplateField) else source, store
-    )
+    template = await spec.load_template(store)
     identity_only = Prepared(
         template, literals_pb2.LiteralMap(), TaskOverrides(), {}, spec.executor_config(), spec.policy()
     )

@@ -208,6 +208,12 @@ def no_triggerer(stack: AirflowStack) -> bool:
     return True
 
 
+def without_a_triggerer(stack: AirflowStack) -> None:
+    """Test 1 stops the triggerer; if it failed before doing so, stop it here."""
+    if "triggerer" in stack.procs:
+        stack.kill_component("triggerer", signal.SIGTERM, timeout=60)
+
+
 def mark_and_time(
     stack: AirflowStack, run_id: str, new_state: str, processes: dict[int, float], dag_id: str = DAG_ID
 ) -> float | None:
@@ -276,8 +282,7 @@ def test_mark_success_before_any_triggerer_ran_the_trigger_kills_the_execution(
     airflow_stack: AirflowStack,
 ) -> None:
     stack = airflow_stack
-    if "triggerer" in stack.procs:  # the first test failed before stopping it
-        stack.kill_component("triggerer", signal.SIGTERM, timeout=60)
+    without_a_triggerer(stack)
     run_id = start_run(stack, WORKER_DAG_ID, "success", timeout=90)
     records, processes = deferred_tree(stack, run_id, WORKER_DAG_ID)
     MARKED[run_id] = (WORKER_DAG_ID, "success", records)
@@ -303,8 +308,7 @@ def test_a_task_marked_success_before_the_triggerer_started_it_never_starts(
     airflow_stack: AirflowStack,
 ) -> None:
     stack = airflow_stack
-    if "triggerer" in stack.procs:  # an earlier test failed before stopping it
-        stack.kill_component("triggerer", signal.SIGTERM, timeout=60)
+    without_a_triggerer(stack)
     run_id = start_run(stack, DAG_ID, "unstarted", timeout=90)
     # start_from_trigger: the scheduler defers it straight away; only a triggerer would start it.
     stack.client.wait_for_task_state(DAG_ID, run_id, TASK_ID, "deferred", timeout=90)
