@@ -237,8 +237,9 @@ class TaskContext:
         Called on every poll: a plain copy, without re-running ``__post_init__``'s checks (only the
         custom state can be new, and it is JSON-checked when the context is serialized).
         """
-        if phase == self.phase and phase_version == self.phase_version and state is None:
-            return self
+        same_state = state is None or state == self.custom_state
+        if phase == self.phase and phase_version == self.phase_version and same_state:
+            return self  # nothing new, no copy: under load a copy a poll would reach the old GC generation
         copy = object.__new__(TaskContext)
         copy.__dict__.update(self.__dict__)
         object.__setattr__(copy, "phase", phase)

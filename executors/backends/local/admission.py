@@ -5,7 +5,9 @@ The running list, ``<state_root>/running/``, holds one entry per execution that 
 claims its execution under the list's lock, which is never waited for: a start that cannot take it
 at once, or that finds every slot held, answers NOT_READY and launches nothing (it is asked again,
 see :mod:`executors.backends.local.waiters`). Counting is cheap: a stat and a signal 0 per entry, a
-create-time check only every ``VERIFY_EVERY`` seconds.
+create-time check only every ``VERIFY_EVERY`` seconds; and a count that found every slot held
+answers the starts of the next ``FULL_FOR`` seconds by itself, so thousands of waiting starts that
+ask again cost a stat each, not a count each.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ LOCK_ATTEMPTS, LOCK_PAUSE = 20, 0.005
 """Tries (and the pause between them) at the running list's lock before a start answers NOT_READY:
 admission never waits on another process's lock."""
 
+FULL_FOR = 0.5
+"""Seconds a count that found every slot held answers a start by itself (NOT_READY, without the
+lock or a count of its own): while many starts wait, a slot is looked for about twice a second by
+the waiters' watch (:mod:`waiters`), not by every start that asks again."""
+
 VERIFY_EVERY = 30.0
 """Seconds between identity checks (create time) of a running entry's live pids: in between, a
 signal 0 says whether they live, so counting the running executions costs no process-table scan."""
@@ -43,6 +50,7 @@ class Admission:
         self._verified: dict[str, float] = {}  # running entry -> when its pids were last identified
         self._entries: dict[str, tuple[int, dict[str, Any]]] = {}  # running entry -> (mtime, record)
         self._own_create_time: float | None = None
+        self._last_count: tuple[int, float] | None = None  # (running, when), see FULL_FOR
 
     # -- claiming a launch -------------------------------------------------------------------
 
@@ -54,6 +62,9 @@ class Admission:
             return "exists"
         if not self.max_concurrent:
             return self._claim(task_ctx, state_dir)
+        known_full = self._known_full()
+        if known_full is not None:
+            return self._full(known_full)
         with self._lock() as locked:
             if not locked:
                 return not_ready_failure(
@@ -68,14 +79,29 @@ class Admission:
                 return "exists"
             running = self.count_running(prune=True)
             if running >= self.max_concurrent:
-                return not_ready_failure(
-                    TaskError(
-                        "ConcurrencyLimit",
-                        f"{running} local executions are running (max_concurrent={self.max_concurrent})",
-                        ErrorOrigin.SYSTEM,
-                    )
-                )
+                return self._full(running)
             return self._claim(task_ctx, state_dir)
+
+    def _full(self, running: int) -> TaskStatus:
+        return not_ready_failure(
+            TaskError(
+                "ConcurrencyLimit",
+                f"{running} local executions are running (max_concurrent={self.max_concurrent})",
+                ErrorOrigin.SYSTEM,
+            )
+        )
+
+    def slot_may_be_free(self) -> None:
+        """A process of a running execution ended: the next start counts again."""
+        self._last_count = None
+
+    def _known_full(self) -> int | None:
+        """The running count of a count made less than ``FULL_FOR`` ago that found every slot
+        held (and no slot freed here since); ``None``: count again."""
+        last = self._last_count
+        if last is None or last[0] < self.max_concurrent or time.monotonic() - last[1] >= FULL_FOR:
+            return None
+        return last[0]
 
     def _claim(self, task_ctx: TaskContext, state_dir: str) -> Literal["claimed", "exists"]:
         if self._own_create_time is None:
@@ -131,6 +157,7 @@ class Admission:
     def release(self, state_dir: str) -> None:
         """Free the execution's slot (it is over, or never launched)."""
         entry = self._layout.running_entry(state_dir)
+        self.slot_may_be_free()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry)
         self._forget_entry(os.path.basename(entry))
@@ -156,6 +183,7 @@ class Admission:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 self._forget_entry(entry)
+        self._last_count = (count, time.monotonic())
         return count
 
     def _entry_record(self, entry: str, path: str) -> dict[str, Any] | None:

@@ -44,6 +44,9 @@ The parts, in ``executors/backends/local/`` (this module only puts them together
     the running list, its non-blocking lock and the cheap count: whether a start may launch
 ``waiters.py``
     the starts that answered NOT_READY, woken when a slot frees
+``exit_watch.py``
+    the running executions whose processes this process watches (pidfds): their checks are answered
+    from memory, and their end wakes the owner at once
 ``launch.py``
     the environment, the claim, the supervisor's start and its reply
 ``supervisor.py``
@@ -59,6 +62,7 @@ The parts, in ``executors/backends/local/`` (this module only puts them together
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -69,6 +73,7 @@ from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.backends.container import container_command, status_after_success
 from executors.backends.local.admission import LOCK_ATTEMPTS, LOCK_PAUSE, VERIFY_EVERY, Admission
+from executors.backends.local.exit_watch import ExitWatches, open_pidfds
 from executors.backends.local.launch import SUPERVISOR, Launcher, environment, spawn_supervisor
 from executors.backends.local.layout import Layout, default_state_root
 from executors.backends.local.logs import log_tails
@@ -88,8 +93,10 @@ from executors.backends.local.waiters import SLOT_POLL, WAITER_TTL, Waiters
 from executors.backends.outputs import MAX_OUTPUTS_BYTES, OutputsResolver
 from executors.core.context import TaskContext
 from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
+from executors.core.phase import TaskPhase
 from executors.core.status import TaskStatus, permanent_failure
 from executors.data.storage import DataStore
+from executors.engine.waking import owner_key, wake_owner
 
 __all__ = [
     "CLAIM_BYTES",
@@ -173,6 +180,7 @@ class LocalExecutor(Executor):
             self._layout, max_concurrent=self.max_concurrent, launch_timeout=self.launch_timeout
         )
         self._waiters = Waiters(self.max_concurrent, self._admission.count_running)
+        self._exits = ExitWatches(self._processes_ended)
         self._launcher = Launcher(
             self._layout,
             self._admission,
@@ -195,6 +203,7 @@ class LocalExecutor(Executor):
 
     async def close(self) -> None:
         self._waiters.close()
+        self._exits.close()
 
     # -- where things live -------------------------------------------------------------------
 
@@ -227,25 +236,62 @@ class LocalExecutor(Executor):
         invalid = invalid_launch(task, task_ctx, command, env, secrets)
         if invalid is not None:
             return permanent_failure(invalid)
-        launched = await asyncio.to_thread(self._launcher.launch, task_ctx, command, env, secrets)
+        state_dir = self.state_dir(task_ctx)
+        watch = self._exits.wants(state_dir)
+
+        def launch() -> tuple[TaskStatus | None, list[int] | None]:
+            launched = self._launcher.launch(task_ctx, command, env, secrets)
+            running = launched is not None and launched.phase is TaskPhase.RUNNING
+            return launched, open_pidfds(state_dir) if running and watch else None
+
+        launched, fds = await asyncio.to_thread(launch)
         if launched is None:  # already claimed by an earlier start: re-attach, never launch twice
             launched = await self.check_task_status(task_ctx, task)
+        elif fds is not None:
+            self._exits.add(state_dir, owner_key(task_ctx), launched, fds)
         self._waiters.after_start(task_ctx, launched)
         return launched
 
     def _spawn_supervisor(self, state_dir: str, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
         return spawn_supervisor(env)
 
+    def _processes_ended(self, owner: str) -> None:
+        """Every watched process of an owner's execution ended: its driver checks again now (the
+        end is seen at once, not a poll interval later), and its slot may be free."""
+        self._admission.slot_may_be_free()
+        for callback in (self._waiters.enqueue, wake_owner):
+            if callback is not None:
+                with contextlib.suppress(Exception):  # a wake-up must never fail the loop
+                    callback(owner)
+        self._waiters.slot_freed()
+
     # -- status ------------------------------------------------------------------------------
 
     async def check_task_status(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> TaskStatus:
-        status, exit_code = await asyncio.to_thread(
-            status_from_disk,
-            self.state_dir(task_ctx),
-            task_ctx.generated_name,
-            launch_timeout=self.launch_timeout,
-            admission=self._admission,
-        )
+        state_dir = self.state_dir(task_ctx)
+        remembered = self._exits.running(state_dir)
+        if remembered is not None:  # a watched process of it lives (exit_watch.py)
+            return remembered
+        watched = self._exits.renewable(state_dir)
+        watch = not watched and self._exits.wants(state_dir)
+
+        def read() -> tuple[TaskStatus, int | None, list[int] | None]:
+            status, exit_code = status_from_disk(
+                state_dir,
+                task_ctx.generated_name,
+                launch_timeout=self.launch_timeout,
+                admission=self._admission,
+            )
+            running = exit_code is None and status.phase is TaskPhase.RUNNING
+            return status, exit_code, open_pidfds(state_dir) if running and watch else None
+
+        status, exit_code, fds = await asyncio.to_thread(read)
+        if exit_code is not None or status.phase is not TaskPhase.RUNNING:
+            self._exits.forget(state_dir)
+        elif watched:
+            self._exits.renew(state_dir, status)
+        elif fds is not None:
+            self._exits.add(state_dir, owner_key(task_ctx), status, fds)
         if exit_code is None:
             result = status
         elif exit_code == 0:

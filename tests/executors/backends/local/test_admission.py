@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -25,6 +26,7 @@ from executors import (
     TaskPhase,
 )
 from executors.backends.local import LocalExecutor
+from executors.backends.local import admission as admission_module
 from harness.loop_gaps import loop_monitor
 from tests.conftest import python_template
 from tests.executors.backends.local.helpers import start, wait_final
@@ -151,3 +153,59 @@ async def test_counting_the_running_executions_does_not_scan_processes_per_start
     for ctx in running:
         await executor.kill_task(ctx, "test over")
     await executor.close()
+
+
+async def test_a_count_that_found_every_slot_held_answers_the_next_starts_without_the_lock(
+    store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = await limited(tmp_path, store, 2)
+    template = python_template("import time; time.sleep(30)")
+    running = [make_ctx(node=f"r{i}") for i in range(2)]
+    for ctx in running:
+        assert (await start(executor, store, ctx, template)).phase is TaskPhase.RUNNING
+    admission = executor._admission
+    locks: list[float] = []
+    real_lock = admission._lock
+
+    def counting_lock() -> Any:
+        locks.append(time.monotonic())
+        return real_lock()
+
+    monkeypatch.setattr(admission, "_lock", counting_lock)
+    monkeypatch.setattr(admission_module, "FULL_FOR", 60.0)  # no count of the waiters' watch goes stale
+    answers = [
+        await executor.start_task(make_ctx(node=f"w{i}"), template, literals_pb2.LiteralMap())
+        for i in range(30)
+    ]
+    assert {a.phase for a in answers} == {TaskPhase.NOT_READY}
+    assert {a.err.code for a in answers if a.err} == {"ConcurrencyLimit"}
+    assert len(locks) <= 1, f"{len(locks)} lock acquisitions (and counts) for 30 starts against a full list"
+    # A slot that frees here is seen by the very next start, not FULL_FOR later.
+    await executor.kill_task(running[0], "make room")
+    assert (await wait_final(executor, running[0], template)).phase is TaskPhase.PERMANENT_FAILURE
+    freed = make_ctx(node="after-a-kill")
+    assert (await start(executor, store, freed, template)).phase is TaskPhase.RUNNING
+    for ctx in (running[1], freed):
+        await executor.kill_task(ctx, "test over")
+    await executor.close()
+
+
+async def test_a_slot_freed_by_another_process_is_taken_within_a_second(
+    store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    executor = await limited(tmp_path, store, 1)
+    other_process = await limited(tmp_path, store, 1)  # same state root, its own memory
+    template = python_template("import time; time.sleep(30)")
+    first, waiter = make_ctx(node="first"), make_ctx(node="waiter")
+    assert (await start(executor, store, first, template)).phase is TaskPhase.RUNNING
+    assert (await start(executor, store, waiter, template)).phase is TaskPhase.NOT_READY
+    await other_process.kill_task(first, "freed elsewhere")
+    t0 = time.monotonic()
+    while (
+        await executor.start_task(waiter, template, literals_pb2.LiteralMap())
+    ).phase is TaskPhase.NOT_READY:
+        assert time.monotonic() - t0 < 1.0 + admission_module.FULL_FOR, "the freed slot was never seen"
+        await asyncio.sleep(0.05)
+    await executor.kill_task(waiter, "test over")
+    await executor.close()
+    await other_process.close()
