@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from flyteidl.core import tasks_pb2
 
-from airflow_provider import adoption, ending, publishing, start
+from airflow_provider import adoption, ending, publishing, start, task_states
 from airflow_provider.execution import ExecutionHandle, executor_for, open_driver, phase_logger
 from airflow_provider.identity import Attempt
 from airflow_provider.publishing import ReturnShape
@@ -266,18 +266,11 @@ class ExecutorTrigger(BaseTrigger):
         if ti is None:
             return None
         try:
-            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-            from asgiref.sync import sync_to_async
-
-            states = await sync_to_async(RuntimeTaskInstance.get_task_states)(
-                dag_id=ti.dag_id, map_index=ti.map_index, task_ids=[ti.task_id], run_ids=[ti.run_id]
-            )
+            # Read together with the other triggers' reads of the moment (one call for many).
+            return await task_states.task_state(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
         except Exception as exc:
             self.log.warning("could not read the task's state before %s (%s)", purpose, exc)
             return None
-        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
-        state = states.get(ti.run_id, {}).get(key)
-        return None if state is None else str(getattr(state, "value", state))
 
     async def _still_deferred(self) -> bool:
         """Whether Airflow still has this task deferred (then we were only moved, not killed);
