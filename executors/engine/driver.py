@@ -46,6 +46,10 @@ from executors.engine.watchdog import CallTimeout, call_with_limit
 T = TypeVar("T")
 _log = logging.getLogger(__name__)
 
+KEEP_INPUTS_BYTES = 64 * 1024
+"""Inputs up to this size (serialized) are kept between two start attempts (NOT_READY, UNKNOWN),
+so a start that waits for a slot does not read them again at each attempt; larger ones are."""
+
 
 class Logger(Protocol):
     """Where the driver's few lines go (a ``logging.Logger``, an adapter, Airflow's task logger)."""
@@ -91,7 +95,8 @@ class ExecutionDriver:
     """Drive one execution. Not thread-safe; one driver per execution per process.
 
     ``accepted`` says whether the executor already accepted a start (or use :meth:`resume`);
-    ``inputs_loader`` returns the inputs, needed only while the start is not accepted.
+    ``inputs_loader`` returns the inputs, needed only while the start is not accepted (called once
+    for all the start attempts when they are at most ``KEEP_INPUTS_BYTES``, else once per attempt).
     ``secrets_loader`` returns the secret environment of the start (never kept or snapshotted).
     ``on_change`` is called with each new status, after the event was recorded.
     """
@@ -122,6 +127,7 @@ class ExecutionDriver:
         self._recorders = event_recorders
         self._on_change = on_change
         self._secrets_loader = secrets_loader
+        self._inputs: literals_pb2.LiteralMap | None = None  # kept between start attempts
         self._seen: tuple[TaskPhase, int] | None = (
             (task_ctx.phase, task_ctx.phase_version) if accepted else None
         )
@@ -177,7 +183,7 @@ class ExecutionDriver:
     async def _call(self) -> TaskStatus:
         if self.accepted:
             return await self.executor.check_task_status(self.ctx, self.task)
-        inputs = await self._inputs_loader()
+        inputs = self._inputs if self._inputs is not None else await self._inputs_loader()
         start_ctx = self.ctx
         if self._secrets_loader is not None:  # only for this call: never kept or snapshotted
             secrets = await self._secrets_loader()
@@ -185,6 +191,9 @@ class ExecutionDriver:
         status = await self.executor.start_task(start_ctx, self.task, inputs)
         if status.phase not in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN):
             self.accepted = True
+            self._inputs = None
+        elif self._inputs is None and inputs.ByteSize() <= KEEP_INPUTS_BYTES:
+            self._inputs = inputs
         return status
 
     def _apply_rules(self, status: TaskStatus) -> TaskStatus:

@@ -69,10 +69,22 @@ async def test_not_ready_start_is_asked_again_until_accepted(
     final = await run(driver)
     assert final.phase is TaskPhase.SUCCEEDED
     assert ex.kinds == ["start", "start", "start", "check", "check"]
-    assert loader.calls == 3  # inputs are needed for each start, never for a check
-    assert all(seen == INPUTS for seen in ex.inputs_seen)
+    assert loader.calls == 1  # small inputs are read once for all the starts, never for a check
+    assert all(seen == INPUTS for seen in ex.inputs_seen) and len(ex.inputs_seen) == 3
     assert driver.accepted is True
     assert driver.streak == 0
+
+
+async def test_large_inputs_are_read_again_for_each_start_attempt(
+    make_ctx: Callable[..., TaskContext], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from executors.engine import driver as driver_module
+
+    monkeypatch.setattr(driver_module, "KEEP_INPUTS_BYTES", INPUTS.ByteSize() - 1)
+    ex = ScriptedExecutor(starts=[NOT_READY, NOT_READY, QUEUED], checks=[SUCCEEDED])
+    loader = Loader()
+    assert (await run(make_driver(ex, make_ctx(), loader=loader))).phase is TaskPhase.SUCCEEDED
+    assert loader.calls == 3  # not kept in memory while the start waits
 
 
 async def test_start_answering_unknown_is_not_an_acceptance(make_ctx: Callable[..., TaskContext]) -> None:
