@@ -14,6 +14,7 @@ from flyteidl.core import tasks_pb2
 from airflow_provider import adoption, ending, publishing, start, task_states
 from airflow_provider.execution import ExecutionHandle, executor_for, open_driver, phase_logger
 from airflow_provider.identity import Attempt
+from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.publishing import ReturnShape
 from airflow_provider.start import RENDERED_FIELDS
 from executors import DataStore, Executor, TaskStatus
@@ -86,6 +87,7 @@ class ExecutorTrigger(BaseTrigger):
         self.returns = ReturnShape.from_dict(returns)
         self._final_seen = False
         self._store: DataStore | None = None
+        self._run_url_pushed: str | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -144,6 +146,7 @@ class ExecutorTrigger(BaseTrigger):
             if attempt.try_number > 1:
                 await self._stop_previous_try(spec, attempt, store, prepared, handle)
             await start.submit(store, prepared, handle)
+            await self._push_run_url(handle, store)
         except AirflowFailException as exc:
             return permanent_failure(TaskError("InvalidTask", str(exc), ErrorOrigin.USER))
         except AirflowException as exc:
@@ -156,6 +159,18 @@ class ExecutorTrigger(BaseTrigger):
             "%s execution %s submitted from the triggerer", spec.executor_id, handle.task_ctx.generated_name
         )
         return prepared.template, prepared.secrets
+
+    async def _push_run_url(self, handle: ExecutionHandle, store: DataStore) -> None:
+        """The run link's XCom as soon as the execution is submitted (as a worker does), so that
+        the link shows while it runs and the end has one XCom less to push; never fails the start."""
+        try:
+            executor = await executor_for(handle, store)
+            url = executor.get_run_url(handle.task_ctx) or ""
+            await ending.push_xcoms(self.task_instance, {RUN_URL_XCOM_KEY: url})
+        except Exception as exc:
+            self.log.warning("could not push the run link yet (it is pushed at the end): %s", exc)
+            return
+        self._run_url_pushed = url
 
     async def _stop_previous_try(
         self,
@@ -232,8 +247,11 @@ class ExecutorTrigger(BaseTrigger):
                 "xcoms": conclusion.xcoms, "failure": conclusion.failure, "permanent": True,
             }  # fmt: skip
             return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+        xcoms = ending.end_xcoms(conclusion, self.returns, run_url)
+        if self._run_url_pushed == run_url:
+            del xcoms[RUN_URL_XCOM_KEY]  # pushed at the start
         try:
-            await ending.push_xcoms(self.task_instance, ending.end_xcoms(conclusion, self.returns, run_url))
+            await ending.push_xcoms(self.task_instance, xcoms)
         except Exception as exc:
             self.log.warning("the task ends in a worker: its XComs could not be pushed from here: %s", exc)
             return TriggerEvent(payload)  # type: ignore[no-untyped-call]

@@ -219,6 +219,32 @@ async def test_the_trigger_starts_and_ends_a_task_with_the_xcoms_a_worker_pushes
     assert pushed[RUN_URL_XCOM_KEY].startswith("file://")
 
 
+async def test_the_run_link_is_pushed_once_as_soon_as_the_execution_is_submitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[set[str]] = []
+    failing = {"start": True}
+
+    async def push(ti: Any, xcoms: dict[str, Any]) -> None:
+        if failing["start"] and xcoms.keys() == {RUN_URL_XCOM_KEY}:
+            failing["start"] = False
+            raise ConnectionError("execution API busy")
+        calls.append(set(xcoms))
+
+    monkeypatch.setattr(ending, "push_xcoms", push)
+    op = in_dag(lambda: shout_operator(tmp_path))
+    # The first task's push at the start fails: its end pushes the link then.
+    assert isinstance(
+        await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag"))), TaskSuccessEvent
+    )
+    assert len(calls) == 1 and RUN_URL_XCOM_KEY in calls[0] and "return_value" in calls[0]
+    calls.clear()
+    other = FakeTI(task_id="shout", dag_id="sft_dag", run_id="second")
+    assert isinstance(await first_event(trigger_of(op, other)), TaskSuccessEvent)
+    assert calls[0] == {RUN_URL_XCOM_KEY}, "the link is pushed first, on its own, at the start"
+    assert len(calls) == 2 and RUN_URL_XCOM_KEY not in calls[1] and "return_value" in calls[1]
+
+
 async def test_a_decorated_task_ends_with_its_single_value(tmp_path: Path, pushed: dict[str, Any]) -> None:
     def make() -> Any:
         @executor_task(data_dir=str(tmp_path / "data"), poll_interval=0.1)
