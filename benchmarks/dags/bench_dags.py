@@ -17,6 +17,10 @@ so one file serves quick and full runs:
   deferrable, starting and ending in the triggerer; deferrable, starting in a worker and ending in
   the triggerer; deferrable, start and resume in a worker; blocking (``deferrable=False`` waits in
   the worker slot). Per-task arguments, not the global config.
+- ``bench_deferrable_airflow``: Airflow's own floor for the same run, with no provider code:
+  ``BENCH_DVB_TASKS`` tasks of a tiny operator that starts from the triggerer on Airflow's
+  ``TimeDeltaTrigger`` (``BENCH_DVB_SLEEP`` s) with ``end_from_trigger``: the scheduler's deferral,
+  the triggerer's pick-up and its end of the task, around a bare wait.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import datetime as dt
 import os
 from typing import Any
 
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+from airflow.providers.standard.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
 from airflow.sdk import DAG, BaseOperator
 from airflow.triggers.base import StartTriggerArgs
 
@@ -75,6 +79,41 @@ class BareSleep(BaseOperator):
     def execute_complete(self, context: Any, event: Any = None) -> None:
         return None
 
+
+class BareWait(BaseOperator):
+    """Waits ``DVB_SLEEP`` s on ``TimeDeltaTrigger``, started and ended in the triggerer."""
+
+    start_trigger_args = StartTriggerArgs(
+        trigger_cls="airflow.providers.standard.triggers.temporal.TimeDeltaTrigger",
+        trigger_kwargs={"delta": dt.timedelta(seconds=DVB_SLEEP), "end_from_trigger": True},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=None,
+    )
+    start_from_trigger = True
+
+    def __init__(self, *, i: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.i = i
+
+    def execute(self, context: Any) -> None:  # only if the scheduler did not defer it itself
+        trigger = TimeDeltaTrigger(dt.timedelta(seconds=DVB_SLEEP), end_from_trigger=True)
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        return None
+
+
+with DAG(
+    "bench_deferrable_airflow",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    max_active_tasks=max(16, DVB_TASKS),
+    tags=["benchmark"],
+):
+    for i in range(DVB_TASKS):
+        BareWait(task_id=f"sleep_{i}", i=i)
 
 if LOAD_CHUNK > 0:
     with DAG(
