@@ -21,6 +21,7 @@ class Layout:
     def __init__(self, state_root: str) -> None:
         self.state_root = state_root
         self.running_lock = os.path.join(state_root, "running.lock")
+        self._state_dirs: dict[tuple[str, str], str] = {}  # (name, data dir) -> state_dir()
 
     def make_state_root(self) -> None:
         for sub in ("running", "tasks"):
@@ -33,13 +34,24 @@ class Layout:
 
     def state_dir(self, task_ctx: TaskContext) -> str:
         """The executor's records of this execution: under ``state_root``, out of the task's way,
-        keyed by generated name and data dir (the hash keeps apart two data dirs that reuse a name)."""
+        keyed by generated name and data dir (the hash keeps apart two data dirs that reuse a name).
+        Remembered (every status check asks), unless the data dir is relative: that one moves with
+        the working directory."""
+        key = (task_ctx.generated_name, task_ctx.data_dir)
+        known = self._state_dirs.get(key)
+        if known is not None:
+            return known
+        where, fixed = task_ctx.data_dir, True
         if is_local(task_ctx.data_dir):
-            where = os.path.abspath(local_path(task_ctx.data_dir))
-        else:
-            where = task_ctx.data_dir
+            path = local_path(task_ctx.data_dir)
+            where, fixed = os.path.abspath(path), os.path.isabs(path)
         digest = hashlib.sha256(where.encode("utf-8", errors="surrogatepass")).hexdigest()[:12]
-        return os.path.join(self.state_root, "tasks", f"{task_ctx.generated_name}-{digest}")
+        state_dir = os.path.join(self.state_root, "tasks", f"{task_ctx.generated_name}-{digest}")
+        if fixed:
+            if len(self._state_dirs) >= 8192:  # bounded: an executor may see any number of executions
+                self._state_dirs.clear()
+            self._state_dirs[key] = state_dir
+        return state_dir
 
     def running_dir(self) -> str:
         return os.path.join(self.state_root, "running")

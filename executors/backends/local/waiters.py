@@ -29,6 +29,9 @@ SLOT_POLL = (0.05, 0.25)
 WAITER_TTL = 180.0
 """A waiting start that has not asked again for this long (its trigger went away) is forgotten."""
 
+SWEEP_EVERY = 10.0
+"""Seconds between two looks for forgotten waiters (``WAITER_TTL``)."""
+
 
 @dataclasses.dataclass(eq=False)
 class _Waiter:
@@ -106,11 +109,14 @@ class Waiters:
         self._watcher = loop.create_task(self._watch())
 
     async def _watch(self) -> None:
+        swept = time.monotonic()
         while self._waiters:
             await asyncio.sleep(min(SLOT_POLL[1], max(SLOT_POLL[0], 0.002 * self.max_concurrent)))
             now = time.monotonic()
-            for owner in [o for o, w in self._waiters.items() if now - w.seen > WAITER_TTL]:
-                del self._waiters[owner]
+            if now - swept > SWEEP_EVERY:  # not at every look: thousands may wait
+                swept = now
+                for owner in [o for o, w in self._waiters.items() if now - w.seen > WAITER_TTL]:
+                    del self._waiters[owner]
             if not self._waiters:
                 break
             try:
