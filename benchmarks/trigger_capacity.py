@@ -704,6 +704,9 @@ was 1.8-4 tasks a second when ours started in a worker)."""
 REAL_MAX_CONCURRENT, QUICK_REAL_MAX_CONCURRENT = 250, 25
 REAL_PARALLELISM = 16
 REAL_WINDOW, QUICK_REAL_WINDOW = 60.0, 15.0
+REAL_SETTLE, QUICK_REAL_SETTLE = 60.0, 10.0
+"""Seconds between a step's ramp and its window, for both kinds: the window measures tasks being
+held, not the ramp's tail (ours: the starts still answered NOT_READY back off 1, 2, 4, ... 60 s)."""
 REAL_SUBWINDOWS = 4
 REAL_IDLE_WINDOW, QUICK_REAL_IDLE_WINDOW = 15.0, 5.0
 REAL_RAMP_LIMIT = 900.0
@@ -825,6 +828,7 @@ def _hold(
     window: float,
     label: str,
     ramp_profile: Path | None = None,
+    settle: float = REAL_SETTLE,
 ) -> dict[str, Any]:
     """Trigger ``dag_id`` (on top of ``runs``), wait until ``target`` tasks are deferred, then
     measure the triggerer over ``window``."""
@@ -885,7 +889,7 @@ def _hold(
         f"  {label}: {deferred:,} deferred ({submitted:,} submitted) after a {ramp_s:.0f}s ramp "
         f"(triggerer CPU {ramp_cpu:.0f}s)"
     )
-    time.sleep(5)
+    time.sleep(settle)
     blocked1 = _count_in_log(triggerer_log, BLOCKED)
     cpu, parts, cpu0, cpu1 = _window(pid, window, REAL_SUBWINDOWS)
     blocked2 = _count_in_log(triggerer_log, BLOCKED)
@@ -917,8 +921,9 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
     ``start_from_trigger``: the scheduler defers them and the trigger submits the execution (no
     worker); the local executor's ``max_concurrent`` bounds the live processes
     (each execution is a small supervisor plus its ``sleep``), the other tasks are deferred too and
-    wait NOT_READY with backoff. The baseline runs are marked failed (their triggers end) before
-    ours start. Same triggerer, same stack, same windows.
+    wait NOT_READY with backoff; ours poll at the provider's default interval (5 s). The baseline
+    runs are marked failed (their triggers end) before ours start. Same triggerer, same stack, same
+    windows, each ``REAL_SETTLE`` s after its ramp.
     """
     from benchmarks.stack import airflow_stack, fail_run
 
@@ -928,6 +933,7 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
         steps = (int(first_text), int(last_text))
     max_concurrent = QUICK_REAL_MAX_CONCURRENT if quick else REAL_MAX_CONCURRENT
     window = QUICK_REAL_WINDOW if quick else REAL_WINDOW
+    settle = QUICK_REAL_SETTLE if quick else REAL_SETTLE
     idle_window = QUICK_REAL_IDLE_WINDOW if quick else REAL_IDLE_WINDOW
     first, last = steps
     env = {
@@ -965,7 +971,7 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
                 log(f"real triggerer: {kind}, up to {target:,} deferred tasks ({dag_id})")
                 ramp_profile = RAMP_PROFILE if (kind, target) == ("ours", last) else None
                 results[(kind, target)] = _hold(
-                    stack, pid, dag_id, target, runs, window, f"{kind}-{target}", ramp_profile
+                    stack, pid, dag_id, target, runs, window, f"{kind}-{target}", ramp_profile, settle
                 )
             if kind == "bare":
                 for dag_id, run_id in runs:
@@ -1042,9 +1048,11 @@ def run_real_triggerer(quick: bool, report: Report, workdir: Path) -> None:
         f"(`bench_triggerer_sleep`: a tiny operator deferring on Airflow's `DateTimeTrigger` until 2100, "
         f"started from the triggerer by the scheduler, no worker) at {first:,} then {last:,} tasks, its "
         f"runs marked failed, then ours (`bench_triggerer_load`: `ExecutorOperator`, command `sleep 900`, "
-        f"poll interval 1 s, local executor `max_concurrent={max_concurrent}`; unmapped tasks with "
+        f"the provider's default poll interval (5 s: the local executor's exit watch wakes a trigger "
+        f"when its execution ends, so polls are a safety net), local executor "
+        f"`max_concurrent={max_concurrent}`; unmapped tasks with "
         f"`start_from_trigger`: the scheduler defers them, the trigger submits the execution, no worker) "
-        f"at the same counts. Each step: the ramp until all are deferred, 5 s, then a "
+        f"at the same counts. Each step: the ramp until all are deferred, {settle:g} s to settle, then a "
         f"{window:g} s window split into {REAL_SUBWINDOWS} sub-windows (the spread). "
         f"'async thread was blocked' warnings in the whole triggerer log: {blocked_total}. "
         f"Load average at the end: {loadavg[0]:.2f}.\n\n" + "\n".join(rows) + "\n\n"
