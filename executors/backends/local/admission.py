@@ -82,6 +82,14 @@ class Admission:
                 return self._full(running)
             return self._claim(task_ctx, state_dir)
 
+    def known_full(self) -> TaskStatus | None:
+        """NOT_READY when a count made less than ``FULL_FOR`` ago found every slot held (cheap:
+        memory only, fit for the event loop); ``None``: ask :meth:`admit`."""
+        if not self.max_concurrent:
+            return None
+        running = self._known_full()
+        return None if running is None else self._full(running)
+
     def _full(self, running: int) -> TaskStatus:
         return not_ready_failure(
             TaskError(

@@ -224,6 +224,13 @@ class LocalExecutor(Executor):
     async def start_task(
         self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, inputs: literals_pb2.LiteralMap
     ) -> TaskStatus:
+        if self._waiters.may_answer(task_ctx):
+            # It waits for a slot, was checked in full before, and every slot is still held: no
+            # rendering, no thread, no file (thousands may wait; they ask again with backoff).
+            busy = self._admission.known_full()
+            if busy is not None:
+                self._waiters.after_start(task_ctx, busy, from_memory=True)
+                return busy
         unshared = unshared_file(task_ctx)
         if unshared is not None:
             return permanent_failure(unshared)

@@ -29,6 +29,11 @@ SLOT_POLL = (0.05, 0.25)
 WAITER_TTL = 180.0
 """A waiting start that has not asked again for this long (its trigger went away) is forgotten."""
 
+RECHECK_EVERY = 300.0
+"""A waiting start may be answered from memory (see :meth:`Waiters.may_answer`) for this long
+after its last full admission; then admission looks at its claim again (another process may
+have started it meanwhile: the start re-attaches)."""
+
 SWEEP_EVERY = 10.0
 """Seconds between two looks for forgotten waiters (``WAITER_TTL``)."""
 
@@ -38,6 +43,8 @@ class _Waiter:
     """A start that answered NOT_READY and will ask again (by owner, in order of arrival)."""
 
     seen: float
+    checked: float
+    """When admission last looked at it in full (its claim, the running list)."""
     woken: float = -math.inf
 
 
@@ -58,16 +65,29 @@ class Waiters:
         self._watcher = None
         self._waiters.clear()
 
-    def after_start(self, task_ctx: TaskContext, status: TaskStatus) -> None:
+    def may_answer(self, task_ctx: TaskContext) -> bool:
+        """Whether a start that asks again may be answered NOT_READY without admission's look (the
+        caller knows every slot is still held): it waits here, was not woken since it last asked
+        (a slot may be free for it), and had a full look less than ``RECHECK_EVERY`` seconds ago."""
+        waiter = self._waiters.get(owner_key(task_ctx))
+        if waiter is None or waiter.woken > waiter.seen:
+            return False
+        return time.monotonic() - waiter.checked < RECHECK_EVERY
+
+    def after_start(self, task_ctx: TaskContext, status: TaskStatus, *, from_memory: bool = False) -> None:
+        """Record a start's answer (``from_memory``: given by :meth:`may_answer`'s grace)."""
         if not self.max_concurrent:
             return
         owner = owner_key(task_ctx)
         if status.phase is TaskPhase.NOT_READY:
+            now = time.monotonic()
             waiter = self._waiters.get(owner)
             if waiter is None:
-                self._waiters[owner] = _Waiter(seen=time.monotonic())
+                self._waiters[owner] = _Waiter(seen=now, checked=now)
             else:
-                waiter.seen = time.monotonic()
+                waiter.seen = now
+                if not from_memory:
+                    waiter.checked = now
             self._watch_slots()
             return
         self._waiters.pop(owner, None)

@@ -27,6 +27,7 @@ from executors import (
 )
 from executors.backends.local import LocalExecutor
 from executors.backends.local import admission as admission_module
+from executors.backends.local import waiters as waiters_module
 from harness.loop_gaps import loop_monitor
 from tests.conftest import python_template
 from tests.executors.backends.local.helpers import start, wait_final
@@ -209,3 +210,39 @@ async def test_a_slot_freed_by_another_process_is_taken_within_a_second(
     await executor.kill_task(waiter, "test over")
     await executor.close()
     await other_process.close()
+
+
+async def test_a_waiter_asking_again_while_every_slot_is_held_is_answered_from_memory(
+    store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    executor = await limited(tmp_path, store, 1)
+    template = python_template("import time; time.sleep(30)")
+    first, waiter = make_ctx(node="first"), make_ctx(node="waiter")
+    assert (await start(executor, store, first, template)).phase is TaskPhase.RUNNING
+    launches: list[str] = []
+    real_launch = executor._launcher.launch
+
+    def counting_launch(ctx: TaskContext, *args: Any) -> Any:
+        launches.append(ctx.generated_name)
+        return real_launch(ctx, *args)
+
+    monkeypatch.setattr(executor._launcher, "launch", counting_launch)
+    monkeypatch.setattr(admission_module, "FULL_FOR", 60.0)
+    inputs = literals_pb2.LiteralMap()
+    assert (await start(executor, store, waiter, template)).phase is TaskPhase.NOT_READY
+    assert len(launches) == 1  # the first answer: admission looked at its claim and the list
+    for _ in range(20):
+        again = await executor.start_task(waiter, template, inputs)
+        assert again.phase is TaskPhase.NOT_READY and again.err is not None
+        assert again.err.code == "ConcurrencyLimit"
+    assert len(launches) == 1, f"{len(launches) - 1} admissions for 20 starts that asked again"
+    # After RECHECK_EVERY, admission looks again (another process may have started it meanwhile).
+    monkeypatch.setattr(waiters_module, "RECHECK_EVERY", 0.0)
+    assert (await executor.start_task(waiter, template, inputs)).phase is TaskPhase.NOT_READY
+    assert len(launches) == 2
+    # A slot that frees wakes it: the next start is admitted in full, and launches.
+    monkeypatch.setattr(waiters_module, "RECHECK_EVERY", 300.0)
+    await executor.kill_task(first, "make room")
+    assert (await executor.start_task(waiter, template, inputs)).phase is TaskPhase.RUNNING
+    await executor.kill_task(waiter, "test over")
+    await executor.close()
