@@ -169,8 +169,8 @@ def _batches(reads: list[_Read]) -> list[list[_Read]]:
     task_ids: set[str] = set()
     run_ids: set[str] = set()
     for read in sorted(reads, key=lambda read: (read.run_id, read.task_id)):
-        tasks = len(task_ids | {read.task_id})
-        runs = len(run_ids | {read.run_id})
+        tasks = len(task_ids) + (read.task_id not in task_ids)
+        runs = len(run_ids) + (read.run_id not in run_ids)
         if batch and tasks * runs > MAX_CELLS:
             batches.append(batch)
             batch, task_ids, run_ids = [], set(), set()

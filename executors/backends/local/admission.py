@@ -62,9 +62,9 @@ class Admission:
             return "exists"
         if not self.max_concurrent:
             return self._claim(task_ctx, state_dir)
-        known_full = self._known_full()
+        known_full = self.known_full()
         if known_full is not None:
-            return self._full(known_full)
+            return known_full
         with self._lock() as locked:
             if not locked:
                 return not_ready_failure(
@@ -85,10 +85,10 @@ class Admission:
     def known_full(self) -> TaskStatus | None:
         """NOT_READY when a count made less than ``FULL_FOR`` ago found every slot held (cheap:
         memory only, fit for the event loop); ``None``: ask :meth:`admit`."""
-        if not self.max_concurrent:
+        last = self._last_count  # cleared when a slot frees here (slot_may_be_free)
+        if not self.max_concurrent or last is None or last[0] < self.max_concurrent:
             return None
-        running = self._known_full()
-        return None if running is None else self._full(running)
+        return self._full(last[0]) if time.monotonic() - last[1] < FULL_FOR else None
 
     def _full(self, running: int) -> TaskStatus:
         return not_ready_failure(
@@ -102,14 +102,6 @@ class Admission:
     def slot_may_be_free(self) -> None:
         """A process of a running execution ended: the next start counts again."""
         self._last_count = None
-
-    def _known_full(self) -> int | None:
-        """The running count of a count made less than ``FULL_FOR`` ago that found every slot
-        held (and no slot freed here since); ``None``: count again."""
-        last = self._last_count
-        if last is None or last[0] < self.max_concurrent or time.monotonic() - last[1] >= FULL_FOR:
-            return None
-        return last[0]
 
     def _claim(self, task_ctx: TaskContext, state_dir: str) -> Literal["claimed", "exists"]:
         if self._own_create_time is None:

@@ -62,7 +62,6 @@ The parts, in ``executors/backends/local/`` (this module only puts them together
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import subprocess
@@ -96,7 +95,7 @@ from executors.core.interface import Executor, ExecutorInitializationParameters,
 from executors.core.phase import TaskPhase
 from executors.core.status import TaskStatus, permanent_failure
 from executors.data.storage import DataStore
-from executors.engine.waking import owner_key, wake_owner
+from executors.engine.waking import owner_key
 
 __all__ = [
     "CLAIM_BYTES",
@@ -266,10 +265,7 @@ class LocalExecutor(Executor):
         """Every watched process of an owner's execution ended: its driver checks again now (the
         end is seen at once, not a poll interval later), and its slot may be free."""
         self._admission.slot_may_be_free()
-        for callback in (self._waiters.enqueue, wake_owner):
-            if callback is not None:
-                with contextlib.suppress(Exception):  # a wake-up must never fail the loop
-                    callback(owner)
+        self._waiters.wake(owner)
         self._waiters.slot_freed()
 
     # -- status ------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ Limits, each falling back to the plain check from disk, never to a wrong answer:
   is never watched in place of ours;
 * an answer from memory is trusted for at most ``TRUST_FOR`` seconds, then the disk is read again
   (whatever changed on disk meanwhile, e.g. a state root that vanished, shows then);
-* at most ``max_watches`` executions are watched at once (two descriptors each; a quarter of the
-  process's file limit, at most 1,024 executions);
+* at most ``max_watches`` executions are watched at once (two descriptors each; an eighth of the
+  process's open-file limit, at most 1,024 executions);
 * one event loop: a check from another loop reads the disk (a watch is bound to its loop's
   selector); the watches of a loop that was closed are dropped;
 * no pidfd (another OS, an old kernel, a sandbox that refuses it): no watches.

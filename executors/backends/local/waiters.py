@@ -99,6 +99,14 @@ class Waiters:
             self._wake(1)
             self._watch_slots()
 
+    def wake(self, owner: str) -> None:
+        """Ask the engine to check ``owner`` again right now (EnqueueOwner, and the driver's own
+        waker); never fails the caller."""
+        for callback in (self.enqueue, wake_owner):
+            if callback is not None:
+                with contextlib.suppress(Exception):
+                    callback(owner)
+
     def _wake(self, free: int) -> None:
         """Ask the engine (EnqueueOwner) to start again, right now, the first ``free`` waiters
         (in order of arrival) that were not already asked and have not answered yet."""
@@ -112,10 +120,7 @@ class Waiters:
                 continue
             waiter.woken = now
             budget -= 1
-            for callback in (self.enqueue, wake_owner):
-                if callback is not None:
-                    with contextlib.suppress(Exception):  # must never fail the caller
-                        callback(owner)
+            self.wake(owner)
 
     def _watch_slots(self) -> None:
         """While starts wait here, look at the running list every 50 to 250 ms (``SLOT_POLL``; a slot
