@@ -26,10 +26,10 @@ so one file serves quick and full runs:
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import os
 from typing import Any
 
-from airflow.providers.standard.triggers.temporal import DateTimeTrigger, TimeDeltaTrigger
 from airflow.sdk import DAG, BaseOperator
 from airflow.triggers.base import StartTriggerArgs
 
@@ -57,8 +57,29 @@ END_IN_TRIGGERER = True
 """``end_from_trigger=True`` (also the config default), said explicitly."""
 
 
-class BareSleep(BaseOperator):
-    """Defers on ``DateTimeTrigger`` straight from the scheduler (``start_from_trigger``)."""
+class BareDeferral(BaseOperator):
+    """Defers on one of Airflow's own triggers straight from the scheduler (``start_from_trigger``):
+    no provider code. A subclass names the trigger in its ``start_trigger_args``."""
+
+    start_from_trigger = True
+
+    def __init__(self, *, i: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.i = i
+
+    def execute(self, context: Any) -> None:  # only if the scheduler did not defer it itself
+        args = self.start_trigger_args
+        assert args is not None
+        module, _, name = args.trigger_cls.rpartition(".")
+        trigger = getattr(importlib.import_module(module), name)(**(args.trigger_kwargs or {}))
+        self.defer(trigger=trigger, method_name="execute_complete")
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        return None
+
+
+class BareSleep(BareDeferral):
+    """Sleeps on ``DateTimeTrigger`` until 2100 (it never fires during a benchmark)."""
 
     start_trigger_args = StartTriggerArgs(
         trigger_cls="airflow.providers.standard.triggers.temporal.DateTimeTrigger",
@@ -67,20 +88,9 @@ class BareSleep(BaseOperator):
         next_kwargs=None,
         timeout=None,
     )
-    start_from_trigger = True
-
-    def __init__(self, *, i: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.i = i
-
-    def execute(self, context: Any) -> None:  # only if the scheduler did not defer it itself
-        self.defer(trigger=DateTimeTrigger(moment=SLEEP_UNTIL), method_name="execute_complete")
-
-    def execute_complete(self, context: Any, event: Any = None) -> None:
-        return None
 
 
-class BareWait(BaseOperator):
+class BareWait(BareDeferral):
     """Waits ``DVB_SLEEP`` s on ``TimeDeltaTrigger``, started and ended in the triggerer."""
 
     start_trigger_args = StartTriggerArgs(
@@ -90,18 +100,6 @@ class BareWait(BaseOperator):
         next_kwargs=None,
         timeout=None,
     )
-    start_from_trigger = True
-
-    def __init__(self, *, i: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.i = i
-
-    def execute(self, context: Any) -> None:  # only if the scheduler did not defer it itself
-        trigger = TimeDeltaTrigger(dt.timedelta(seconds=DVB_SLEEP), end_from_trigger=True)
-        self.defer(trigger=trigger, method_name="execute_complete")
-
-    def execute_complete(self, context: Any, event: Any = None) -> None:
-        return None
 
 
 with DAG(

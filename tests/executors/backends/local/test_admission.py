@@ -50,6 +50,29 @@ async def limited(tmp_path: Path, store: DataStore, n: int, **params: object) ->
     return ex
 
 
+async def fill(
+    executor: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], template: Any, n: int
+) -> list[TaskContext]:
+    """Start ``n`` executions (each holds a slot) and return their contexts."""
+    running = [make_ctx(node=f"r{i}") for i in range(n)]
+    for ctx in running:
+        assert (await start(executor, store, ctx, template)).phase is TaskPhase.RUNNING
+    return running
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, owner: object, name: str) -> list[object]:
+    """Replace ``owner.name`` with a wrapper that records each call's first argument (or None)."""
+    calls: list[object] = []
+    real = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[0] if args else None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
 async def test_a_waiter_starts_within_a_second_of_a_slot_freeing(
     store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
 ) -> None:
@@ -134,9 +157,7 @@ async def test_counting_the_running_executions_does_not_scan_processes_per_start
 ) -> None:
     executor = await limited(tmp_path, store, 3)
     template = python_template("import time; time.sleep(5)")
-    running = [make_ctx(node=f"r{i}") for i in range(3)]
-    for ctx in running:
-        assert (await start(executor, store, ctx, template)).phase is TaskPhase.RUNNING
+    running = await fill(executor, store, make_ctx, template, 3)
     made: list[int] = []
     real = psutil.Process
 
@@ -161,18 +182,8 @@ async def test_a_count_that_found_every_slot_held_answers_the_next_starts_withou
 ) -> None:
     executor = await limited(tmp_path, store, 2)
     template = python_template("import time; time.sleep(30)")
-    running = [make_ctx(node=f"r{i}") for i in range(2)]
-    for ctx in running:
-        assert (await start(executor, store, ctx, template)).phase is TaskPhase.RUNNING
-    admission = executor._admission
-    locks: list[float] = []
-    real_lock = admission._lock
-
-    def counting_lock() -> Any:
-        locks.append(time.monotonic())
-        return real_lock()
-
-    monkeypatch.setattr(admission, "_lock", counting_lock)
+    running = await fill(executor, store, make_ctx, template, 2)
+    locks = counting(monkeypatch, executor._admission, "_lock")
     monkeypatch.setattr(admission_module, "FULL_FOR", 60.0)  # no count of the waiters' watch goes stale
     answers = [
         await executor.start_task(make_ctx(node=f"w{i}"), template, literals_pb2.LiteralMap())
@@ -219,14 +230,7 @@ async def test_a_waiter_asking_again_while_every_slot_is_held_is_answered_from_m
     template = python_template("import time; time.sleep(30)")
     first, waiter = make_ctx(node="first"), make_ctx(node="waiter")
     assert (await start(executor, store, first, template)).phase is TaskPhase.RUNNING
-    launches: list[str] = []
-    real_launch = executor._launcher.launch
-
-    def counting_launch(ctx: TaskContext, *args: Any) -> Any:
-        launches.append(ctx.generated_name)
-        return real_launch(ctx, *args)
-
-    monkeypatch.setattr(executor._launcher, "launch", counting_launch)
+    launches = counting(monkeypatch, executor._launcher, "launch")
     monkeypatch.setattr(admission_module, "FULL_FOR", 60.0)
     inputs = literals_pb2.LiteralMap()
     assert (await start(executor, store, waiter, template)).phase is TaskPhase.NOT_READY
