@@ -73,6 +73,12 @@ class TaskStatus:
     ``phase_version`` lets an executor report progress inside one phase (each new version is one
     event and one log line). ``state`` is the executor's custom state to carry to the next call;
     ``None`` means "unchanged". Instances are immutable: use the ``with_*`` methods for copies.
+
+    ``watched`` is the executor's promise that it watches this execution and calls the owner's
+    ``enqueue_owner`` as soon as its phase changes, so a check before then only guards against a
+    lost wake-up: the driver then checks every ``PollPolicy.watched_interval`` instead of every
+    ``interval``. It describes this one observation, is never serialized (a resumed driver learns
+    it again at its first check) and takes no part in equality.
     """
 
     phase: TaskPhase
@@ -80,6 +86,7 @@ class TaskStatus:
     err: TaskError | None = None
     state: CustomState | None = None
     occurred_at: dt.datetime | None = None
+    watched: bool = dataclasses.field(default=False, compare=False)
 
     def with_occurred_at(self, occurred_at: dt.datetime) -> TaskStatus:
         return dataclasses.replace(self, occurred_at=occurred_at)
@@ -89,6 +96,10 @@ class TaskStatus:
 
     def with_state(self, state: CustomState | None) -> TaskStatus:
         return dataclasses.replace(self, state=state)
+
+    def as_watched(self) -> TaskStatus:
+        """This status with the executor's promise to wake the owner on a change (see ``watched``)."""
+        return self if self.watched else dataclasses.replace(self, watched=True)
 
     def __str__(self) -> str:
         text = f"{self.phase.name}"

@@ -241,7 +241,7 @@ class ExecutionDriver:
             self._on_change(self.ctx, status)
 
     def next_delay(self, status: TaskStatus) -> float:
-        return self.policy.delay(status.phase, self.streak)
+        return self.policy.delay(status.phase, self.streak, watched=status.watched)
 
     async def run(
         self, wake: Waker | None = None, *, deadline: dt.datetime | None = None, log: Logger | None = None

@@ -19,6 +19,10 @@ class PollPolicy:
 
     interval: float = 5.0
     """Seconds between two status checks of a running execution."""
+    watched_interval: float = 30.0
+    """Seconds between two checks of a running execution that its executor watches
+    (``TaskStatus.watched``: its end wakes the driver at once); never less than ``interval``. The
+    check is only a guard against a lost wake-up, and thousands of them cost the triggerer CPU."""
     max_backoff: float = 60.0
     """The longest wait between two calls while the backend says NOT_READY or UNKNOWN."""
     jitter: float = 0.2
@@ -29,11 +33,14 @@ class PollPolicy:
     call_timeout: float = 120.0
     """Seconds one executor call (start, check, kill) may take before it counts as UNKNOWN."""
 
-    def delay(self, phase: TaskPhase, streak: int) -> float:
-        """Seconds to wait before the next call, after ``streak`` consecutive slow-phase answers."""
+    def delay(self, phase: TaskPhase, streak: int, *, watched: bool = False) -> float:
+        """Seconds to wait before the next call, after ``streak`` consecutive slow-phase answers;
+        ``watched``: the executor promised to wake the driver when the phase changes."""
         base = self.interval
         if phase in (TaskPhase.NOT_READY, TaskPhase.UNKNOWN) and streak > 1:
             base = min(self.max_backoff, self.interval * 2 ** min(streak - 1, 16))
+        elif watched:
+            base = max(self.interval, self.watched_interval)
         return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
 
     def to_dict(self) -> dict[str, Any]:

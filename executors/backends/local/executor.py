@@ -254,7 +254,7 @@ class LocalExecutor(Executor):
         if launched is None:  # already claimed by an earlier start: re-attach, never launch twice
             launched = await self.check_task_status(task_ctx, task)
         elif fds is not None:
-            self._exits.add(state_dir, owner_key(task_ctx), launched, fds)
+            launched = self._exits.add(state_dir, owner_key(task_ctx), launched, fds)
         self._waiters.after_start(task_ctx, launched)
         return launched
 
@@ -292,9 +292,9 @@ class LocalExecutor(Executor):
         if exit_code is not None or status.phase is not TaskPhase.RUNNING:
             self._exits.forget(state_dir)
         elif watched:
-            self._exits.renew(state_dir, status)
+            status = self._exits.renew(state_dir, status)
         elif fds is not None:
-            self._exits.add(state_dir, owner_key(task_ctx), status, fds)
+            status = self._exits.add(state_dir, owner_key(task_ctx), status, fds)
         if exit_code is None:
             result = status
         elif exit_code == 0:

@@ -130,21 +130,27 @@ class ExitWatches:
         """Whether the execution is watched on this loop (a RUNNING from disk renews its trust)."""
         return state_dir in self._watches and self._on_our_loop()
 
-    def renew(self, state_dir: str, status: TaskStatus) -> bool:
-        """The disk said RUNNING again for a watched execution: trust it for another ``TRUST_FOR``."""
+    def renew(self, state_dir: str, status: TaskStatus) -> TaskStatus:
+        """The disk said RUNNING again for a watched execution: trust it for another ``TRUST_FOR``.
+        Returns the status to answer: marked ``watched`` while the execution is watched."""
         watch = self._watches.get(state_dir)
         if watch is None:
-            return False
-        watch.status, watch.read_at = status, time.monotonic()
-        return True
+            return status
+        watch.status, watch.read_at = status.as_watched(), time.monotonic()
+        return watch.status
 
-    def add(self, state_dir: str, owner: str, status: TaskStatus, fds: list[int]) -> None:
-        """Watch ``fds`` (from :func:`open_pidfds`, now owned here) for the execution in ``state_dir``."""
-        if self.renew(state_dir, status) or not self._bind() or len(self._watches) >= self.max_watches:
+    def add(self, state_dir: str, owner: str, status: TaskStatus, fds: list[int]) -> TaskStatus:
+        """Watch ``fds`` (from :func:`open_pidfds`, now owned here) for the execution in ``state_dir``.
+        Returns the status to answer: marked ``watched`` when the watch is in place (its end will
+        wake ``owner``), else ``status`` as it was."""
+        if state_dir in self._watches:
             close_fds(fds)
-            return
+            return self.renew(state_dir, status)
+        if not self._bind() or len(self._watches) >= self.max_watches:
+            close_fds(fds)
+            return status
         assert self._loop is not None
-        watch = _Watch(owner, status, set(), time.monotonic())
+        watch = _Watch(owner, status.as_watched(), set(), time.monotonic())
         for fd in fds:
             try:
                 self._loop.add_reader(fd, self._ended, state_dir, fd)
@@ -152,8 +158,10 @@ class ExitWatches:
                 close_fds([fd])
                 continue
             watch.fds.add(fd)
-        if watch.fds:
-            self._watches[state_dir] = watch
+        if not watch.fds:
+            return status
+        self._watches[state_dir] = watch
+        return watch.status
 
     def forget(self, state_dir: str) -> None:
         watch = self._watches.pop(state_dir, None)

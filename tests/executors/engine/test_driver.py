@@ -444,6 +444,24 @@ def test_delay_stays_at_interval_for_progressing_phases(phase: TaskPhase) -> Non
     assert {policy.delay(phase, streak) for streak in (0, 1, 5, 50)} == {1.5}
 
 
+def test_a_watched_running_execution_waits_the_watched_interval_never_less_than_interval() -> None:
+    policy = PollPolicy(interval=2.0, watched_interval=30.0, max_backoff=60.0, jitter=0.0)
+    assert policy.delay(TaskPhase.RUNNING, 0, watched=True) == 30.0
+    assert policy.delay(TaskPhase.RUNNING, 0) == 2.0
+    assert policy.delay(TaskPhase.NOT_READY, 3, watched=True) == 8.0  # backoff rules slow phases
+    slow = PollPolicy(interval=45.0, watched_interval=30.0, jitter=0.0)
+    assert slow.delay(TaskPhase.RUNNING, 0, watched=True) == 45.0
+
+
+def test_the_driver_waits_longer_after_a_watched_status(make_ctx: Callable[..., TaskContext]) -> None:
+    policy = PollPolicy(interval=1.0, watched_interval=20.0, jitter=0.0)
+    driver = make_driver(ScriptedExecutor(starts=[], checks=[]), make_ctx(), policy=policy)
+    assert driver.next_delay(TaskStatus(TaskPhase.RUNNING).as_watched()) == 20.0
+    assert driver.next_delay(TaskStatus(TaskPhase.RUNNING)) == 1.0
+    assert TaskStatus(TaskPhase.RUNNING).as_watched() == TaskStatus(TaskPhase.RUNNING)
+    assert "watched" not in TaskStatus(TaskPhase.RUNNING).as_watched().to_dict()
+
+
 def test_jitter_keeps_delays_within_bounds_and_varies_them() -> None:
     policy = PollPolicy(interval=2.0, max_backoff=16.0, jitter=0.25)
     running = [policy.delay(TaskPhase.RUNNING, 0) for _ in range(300)]

@@ -23,6 +23,7 @@ from executors import (
     PollPolicy,
     TaskContext,
     TaskPhase,
+    TaskStatus,
 )
 from executors.backends.local import LocalExecutor, exit_watch
 from executors.backends.local import executor as local_executor
@@ -99,6 +100,64 @@ async def test_the_end_wakes_the_driver_at_once_instead_of_after_its_poll_interv
     assert took < 5.0, f"the end was seen {took:.1f}s after the start of a 0.5 s task"
     assert woken == ["dag/run/task"]
     await executor.close()
+
+
+async def test_a_watched_execution_is_checked_rarely_and_its_end_is_still_seen_at_once(
+    store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    executor = await local(tmp_path, store)
+    ctx = dataclasses.replace(make_ctx(), owner_id="dag/run/task")
+    template = python_template("import time; time.sleep(2)")
+    inputs = literals_pb2.LiteralMap()
+    calls: list[TaskStatus] = []
+    real_start, real_check = executor.start_task, executor.check_task_status
+
+    async def start_task(*args: Any) -> TaskStatus:
+        calls.append(await real_start(*args))
+        return calls[-1]
+
+    async def check_task_status(*args: Any) -> TaskStatus:
+        calls.append(await real_check(*args))
+        return calls[-1]
+
+    executor.start_task, executor.check_task_status = start_task, check_task_status  # type: ignore[method-assign]
+
+    async def load() -> literals_pb2.LiteralMap:
+        return inputs
+
+    # Every 0.1 s unwatched: about 20 checks over the 2 s; watched, the next check is 30 s away.
+    policy = PollPolicy(interval=0.1, watched_interval=30.0, jitter=0.0, call_timeout=30.0)
+    driver = ExecutionDriver(executor, template, ctx, inputs_loader=load, policy=policy)
+    t0 = time.monotonic()
+    final = await asyncio.wait_for(driver.run(), 10)
+    took = time.monotonic() - t0
+    assert final.phase is TaskPhase.SUCCEEDED, final
+    assert calls[0].phase is TaskPhase.RUNNING and calls[0].watched, "the start did not say it watches"
+    assert len(calls) <= 3, f"{len(calls)} calls for a watched 2 s execution: {[str(c) for c in calls]}"
+    assert took < 4.0, f"the end was seen {took:.1f}s after the start of a 2 s task"
+    assert not final.watched
+    await executor.close()
+
+
+async def test_statuses_say_watched_only_while_a_watch_stands(
+    store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    template = python_template("import time; time.sleep(30)")
+    watching = await local(tmp_path, store)
+    ctx = make_ctx()
+    assert (await start(watching, store, ctx, template)).watched
+    assert (await watching.check_task_status(ctx, template)).watched  # from memory
+    monkeypatch.setattr(exit_watch, "TRUST_FOR", -1.0)
+    assert (await watching.check_task_status(ctx, template)).watched  # read from disk, renewed
+    blind = await local(tmp_path, store)
+    blind._exits.max_watches = 0  # no room: every check reads the disk and promises nothing
+    other = make_ctx()
+    assert not (await start(blind, store, other, template)).watched
+    assert not (await blind.check_task_status(other, template)).watched
+    for executor, each in ((watching, ctx), (blind, other)):
+        await executor.kill_task(each, "test over")
+        assert not (await wait_final(executor, each, template)).watched
+        await executor.close()
 
 
 async def test_a_watched_reading_is_trusted_only_for_a_while_and_renewed_without_new_descriptors(
