@@ -208,7 +208,7 @@ class ExecutorOperator(BaseOperator):
             inputs=self._inputs(),
             data_dir=self.data_dir,
             poll_interval=self.poll_interval,
-            timeout=self.timeout,
+            timeout=self._time_limit(),
             requests=self.requests,
             limits=self.limits,
             environment=self.environment,
@@ -227,6 +227,19 @@ class ExecutorOperator(BaseOperator):
 
     def _policy(self) -> PollPolicy:
         return self._spec().policy()
+
+    def _time_limit(self) -> float | None:
+        """Seconds a try may take: ``timeout`` or Airflow's ``execution_timeout``, the shorter.
+
+        Airflow itself applies ``execution_timeout`` only while a worker runs ``execute()``, never
+        across a deferral; here it holds wherever the task waits, from the try's start, and ends
+        the try as Airflow's own does (the execution is killed, the try fails and is retried).
+        """
+        limits = [self.timeout]
+        if isinstance(self.execution_timeout, dt.timedelta):
+            limits.append(self.execution_timeout.total_seconds())
+        known = [limit for limit in limits if limit is not None and limit > 0]
+        return min(known) if known else None
 
     # -- start in the triggerer ---------------------------------------------------------------
 
@@ -285,7 +298,9 @@ class ExecutorOperator(BaseOperator):
             self.log.info("starting in the worker: %s", self._start_in_worker)
         prepared = await start.prepare(spec, store)
         template = prepared.template
-        handle = await start.new_handle(spec, Attempt.of(context["ti"]), store, prepared)
+        ti = context["ti"]
+        started_at = getattr(ti, "start_date", None)
+        handle = await start.new_handle(spec, Attempt.of(ti), store, prepared, started_at=started_at)
         executor = await open_executor(handle, store, self.task_id)
         adopted = await adoption.adopt_previous(
             context, executor, store, handle.task_ctx, handle.policy, self.log
@@ -296,6 +311,7 @@ class ExecutorOperator(BaseOperator):
             self.log.info("re-attached to %s, started by an earlier try", handle.task_ctx.generated_name)
         else:
             await start.submit(store, prepared, handle)
+            self.log.info("submitted: %s", start.start_line(prepared, handle))
             adoption.remember(context, handle)
         on_change = phase_logger(self.log, self.executor_id)
         driver = open_driver(handle, executor, template, store, on_change, secrets=prepared.secrets)

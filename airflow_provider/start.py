@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import shlex
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,9 +127,19 @@ async def prepare(spec: StartSpec, store: DataStore) -> Prepared:
 
 
 async def new_handle(
-    spec: StartSpec, attempt: Attempt, store: DataStore, prepared: Prepared
+    spec: StartSpec,
+    attempt: Attempt,
+    store: DataStore,
+    prepared: Prepared,
+    *,
+    started_at: dt.datetime | None = None,
 ) -> ExecutionHandle:
-    """The handle of this try's execution (nothing is written or started)."""
+    """The handle of this try's execution (nothing is written or started).
+
+    ``started_at``: when Airflow started the try (its task instance's ``start_date``); the time
+    limit counts from there, so a trigger that starts the task again after a triggerer restart
+    keeps the try's deadline. Unknown: from now.
+    """
     template = prepared.template
     data_dir = spec.data_dir or config.data_dir()
     ctx = TaskContext(
@@ -144,7 +155,7 @@ async def new_handle(
         prev_checkpoint_prefix=await attempt.previous_checkpoint(store, data_dir),
     )
     catalog = {"conn_id": spec.catalog_conn_id} if spec.catalog_conn_id else {"root": config.catalog_url()}
-    deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=spec.timeout) if spec.timeout else None
+    deadline = _since(started_at) + dt.timedelta(seconds=spec.timeout) if spec.timeout else None
     return ExecutionHandle(
         executor_id=spec.executor_id,
         executor_config=prepared.executor_config,
@@ -155,6 +166,15 @@ async def new_handle(
     )
 
 
+def _since(started_at: dt.datetime | None) -> dt.datetime:
+    now = dt.datetime.now(dt.UTC)
+    if not isinstance(started_at, dt.datetime):
+        return now
+    if started_at.tzinfo is None:  # Airflow's dates are UTC
+        started_at = started_at.replace(tzinfo=dt.UTC)
+    return min(started_at, now)
+
+
 async def submit(store: DataStore, prepared: Prepared, handle: ExecutionHandle) -> None:
     """Write the execution's ``task.pb`` and ``inputs.pb`` (idempotent); a store that is down is a
     retryable ``AirflowException``."""
@@ -162,6 +182,23 @@ async def submit(store: DataStore, prepared: Prepared, handle: ExecutionHandle) 
         await submission.submit(store, prepared.template, prepared.inputs, handle.task_ctx)
     except DataStoreError as exc:
         raise AirflowException(f"data store unavailable at start: {exc}") from exc
+
+
+START_LINE_COMMAND_CHARS = 500
+
+
+def start_line(prepared: Prepared, handle: ExecutionHandle) -> str:
+    """The task-log line of a submitted try: executor, execution name, folder and command (its
+    Flyte placeholders unrendered: the executor renders them)."""
+    ctx, template = handle.task_ctx, prepared.template
+    if template.HasField("container"):
+        container = template.container
+        command = shlex.join([*container.command, *container.args]) or "(no command)"
+    else:
+        command = f"(a {template.type or 'untyped'} task without a container)"
+    if len(command) > START_LINE_COMMAND_CHARS:
+        command = command[:START_LINE_COMMAND_CHARS] + " ..."
+    return f"{handle.executor_id} execution {ctx.generated_name} in {ctx.data_dir}: {command}"
 
 
 def starting_in_worker(op: Any) -> str | None:

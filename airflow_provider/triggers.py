@@ -36,6 +36,29 @@ def _detach(coro: Any) -> asyncio.Task[Any]:
     return task
 
 
+class ResumeEvent(TriggerEvent):
+    """The event of a task that resumes in a worker (its payload is for ``execute_complete``).
+
+    The triggerer logs every event's repr ("Trigger fired event ... result=..."); Airflow's own
+    repr prints the whole payload, execution handle included, on one line. This one says what
+    happened. On the wire it is an ordinary ``TriggerEvent``: the same fields, the same payload.
+    """
+
+    def __repr__(self) -> str:
+        payload = self.payload if isinstance(self.payload, dict) else {}
+        status = payload.get("status") or {}
+        try:
+            phase = TaskStatus.from_dict(status).phase.name
+        except (KeyError, TypeError, ValueError):
+            phase = "no status"
+        try:
+            where = f"execution {ExecutionHandle.from_dict(payload['handle']).task_ctx.generated_name}"
+        except (KeyError, TypeError, ValueError):
+            where = "nothing started"
+        concluded = " (outcome read in the triggerer)" if payload.get("conclusion") else ""
+        return f"TriggerEvent<{phase}: {where}; the task resumes in a worker{concluded}>"
+
+
 # States in which a cancelled trigger must NOT kill: the task is still deferred, so the trigger
 # was only moved (another triggerer took it over after a restart or a missed heartbeat).
 _STILL_DEFERRED = {"deferred"}
@@ -141,7 +164,8 @@ class ExecutorTrigger(BaseTrigger):
                 return permanent_failure(TaskError("NoLongerDeferred", reason, ErrorOrigin.SYSTEM))
             prepared = await start.prepare(spec, store)
             attempt = Attempt.of(self.task_instance)
-            handle = await start.new_handle(spec, attempt, store, prepared)
+            started_at = getattr(self.task_instance, "start_date", None)
+            handle = await start.new_handle(spec, attempt, store, prepared, started_at=started_at)
             self.handle = handle  # from here on a user's kill has an execution to stop
             if attempt.try_number > 1:
                 await self._stop_previous_try(spec, attempt, store, prepared, handle)
@@ -155,9 +179,7 @@ class ExecutorTrigger(BaseTrigger):
             self.log.exception("could not start %s", spec.task_id)
             error = TaskError(type(exc).__name__, f"start failed: {exc}", ErrorOrigin.SYSTEM)
             return retryable_failure(error)
-        self.log.info(
-            "%s execution %s submitted from the triggerer", spec.executor_id, handle.task_ctx.generated_name
-        )
+        self.log.info("submitted from the triggerer: %s", start.start_line(prepared, handle))
         return prepared.template, prepared.secrets
 
     async def _push_run_url(self, handle: ExecutionHandle, store: DataStore) -> None:
@@ -230,7 +252,7 @@ class ExecutorTrigger(BaseTrigger):
         if why_worker is not None:
             if self.end_from_trigger:
                 self.log.info("the task ends in a worker: %s", why_worker)
-            return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+            return ResumeEvent(payload=payload)
         if handle is None or executor is None or template is None:  # nothing ran, nothing to read
             message = status.err.message if status.err else status.phase.name
             conclusion = publishing.Conclusion(
@@ -246,7 +268,7 @@ class ExecutorTrigger(BaseTrigger):
             payload["conclusion"] = {
                 "xcoms": conclusion.xcoms, "failure": conclusion.failure, "permanent": True,
             }  # fmt: skip
-            return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+            return ResumeEvent(payload=payload)
         xcoms = ending.end_xcoms(conclusion, self.returns, run_url)
         if self._run_url_pushed == run_url:
             del xcoms[RUN_URL_XCOM_KEY]  # pushed at the start
@@ -254,7 +276,7 @@ class ExecutorTrigger(BaseTrigger):
             await ending.push_xcoms(self.task_instance, xcoms)
         except Exception as exc:
             self.log.warning("the task ends in a worker: its XComs could not be pushed from here: %s", exc)
-            return TriggerEvent(payload)  # type: ignore[no-untyped-call]
+            return ResumeEvent(payload=payload)
         if conclusion.outputs is not None:
             return TaskSuccessEvent()
         self.log.error("%s", conclusion.failure)

@@ -15,6 +15,8 @@ class FakeTI:
     run_id: str = "manual__unit"
     try_number: int = 1
     map_index: int = -1
+    start_date: Any = None
+    """When the try started (an aware datetime), as Airflow sets it; ``None``: unknown."""
     xcoms: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def xcom_push(self, key: str, value: Any) -> None:

@@ -31,7 +31,7 @@ from airflow_provider.identity import execution_folder
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.triggers import ExecutorTrigger
-from executors import Cache, TaskPhase
+from executors import Cache, TaskPhase, TaskStatus
 from executors.data.task_template import build_task_template, template_to_dict
 from executors.engine.registry import default_registry
 from harness.fake_ti import FakeTI
@@ -121,6 +121,25 @@ def test_non_deferrable_runs_to_success_in_the_worker(tmp_path: Path) -> None:
     assert Path(folder, "outputs", "outputs.pb").exists() and Path(folder, "task.pb").exists()
 
 
+def test_the_start_line_names_executor_execution_folder_and_command(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    op = shout_operator(tmp_path, deferrable=False)
+    op.execute(context_for(op))  # type: ignore[arg-type]
+    out = capfd.readouterr()
+    text = out.out + out.err  # the task logger (structlog) writes there
+    lines = [chunk.split(" [airflow.task")[0] for chunk in text.split("[info     ] ")[1:]]
+    lines = [line for line in lines if line.startswith("submitted: ")]
+    folder = execution_folder(
+        str(tmp_path / "data"), dag_id="unit_dag", run_id="manual__unit", task_id="shout", map_index=-1,
+        try_number=1,
+    )  # fmt: skip
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith("submitted: local execution ") and f" in {folder}: python -c " in line
+    assert line.endswith(" '{{.input}}' '{{.outputPrefix}}' '{{.taskTemplatePath}}'"), line
+
+
 def test_deferrable_defers_then_completes_from_the_trigger_event(tmp_path: Path) -> None:
     op = shout_operator(tmp_path, deferrable=True, timeout=dt.timedelta(minutes=10))
     context = context_for(op)
@@ -172,6 +191,58 @@ def test_worker_timeout_kills_the_execution(tmp_path: Path) -> None:
     assert not isinstance(raised.value, AirflowFailException)  # a timeout is retryable
     pid = int(pid_file.read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def _slow_operator(tmp_path: Path, **kwargs: Any) -> tuple[ExecutorOperator, Path]:
+    script = "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(60)"
+    pid_file = tmp_path / "pid"
+    op = ExecutorOperator(
+        task_id="slow",
+        command=["python", "-c", script, str(pid_file)],
+        data_dir=str(tmp_path / "data"),
+        poll_interval=0.1,
+        **kwargs,
+    )
+    return op, pid_file
+
+
+def _gone(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_execution_timeout_holds_across_the_deferral(tmp_path: Path) -> None:
+    # Airflow applies execution_timeout only while a worker runs execute(); a deferred try would
+    # wait forever. The trigger kills the execution at the try's deadline and the try fails.
+    op, pid_file = _slow_operator(tmp_path, deferrable=True, execution_timeout=dt.timedelta(seconds=2))
+    assert op._time_limit() == 2.0
+    context = context_for(op, start_date=dt.datetime.now(dt.UTC))
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)  # type: ignore[arg-type]
+    event = asyncio.run(asyncio.wait_for(_first(deferred.value.trigger.run()), 30))
+    assert TaskStatus.from_dict(event.payload["status"]).err.code == "Timeout"  # type: ignore[union-attr]
+    with pytest.raises(AirflowException, match="did not finish before") as raised:
+        op.execute_complete(context, event.payload)  # type: ignore[arg-type]
+    assert not isinstance(raised.value, AirflowFailException)  # retried, as Airflow's own timeout is
+    assert _gone(pid_file)
+
+
+def test_the_time_limit_counts_from_the_trys_start_and_the_shorter_limit_wins(tmp_path: Path) -> None:
+    # A try that Airflow started 10 minutes ago with a 5 minute limit is over before it starts
+    # (a triggerer restart must not give a try a new deadline).
+    op = shout_operator(tmp_path, deferrable=False, timeout=3600, execution_timeout=dt.timedelta(minutes=5))
+    assert op._time_limit() == 300.0
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    with pytest.raises(AirflowException, match="did not finish before"):
+        op.execute(context_for(op, start_date=started))  # type: ignore[arg-type]
+    assert ExecutorOperator(task_id="t", command=["true"], timeout=30)._time_limit() == 30.0
+    assert ExecutorOperator(task_id="u", command=["true"])._time_limit() is None
+
+
+async def _first(events: Any) -> Any:
+    async for event in events:
+        return event
+    raise AssertionError("the trigger ended without an event")
 
 
 @pytest.mark.parametrize(

@@ -16,15 +16,17 @@ from typing import Any
 import pytest
 from airflow.sdk import DAG, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
-from airflow.triggers.base import TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import DiscrimatedTriggerEvent, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+from pydantic import TypeAdapter
 
 from airflow_provider import ending
 from airflow_provider.decorators import executor_task
+from airflow_provider.execution import ExecutionHandle
 from airflow_provider.identity import Attempt
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator
 from airflow_provider.start import handle_of_trigger_start
-from airflow_provider.triggers import ExecutorTrigger
+from airflow_provider.triggers import ExecutorTrigger, ResumeEvent
 from executors import Cache, DataStore
 from harness.fake_ti import FakeTI
 from tests.airflow_provider.test_operators import ARGS, SHOUT, context_for
@@ -286,7 +288,7 @@ async def test_bad_input_fails_in_a_worker_without_retry_naming_the_input(tmp_pa
     op = in_dag(lambda: shout_operator(tmp_path, inputs={"x": "not a number", "words": []}))
     event = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag")))
     # A TaskFailedEvent would be retried: the worker fails the task for good instead.
-    assert type(event) is TriggerEvent and event.payload["handle"] is None
+    assert type(event) is ResumeEvent and event.payload["handle"] is None
     with pytest.raises(AirflowFailException, match=r"shout: .*\bx\b"):
         op.execute_complete(context_for(op, dag_id="sft_dag"), event.payload)
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").rglob("task.pb"))
@@ -307,7 +309,7 @@ async def test_xcoms_that_cannot_be_pushed_end_the_task_in_a_worker(
     monkeypatch.setattr(ending, "push_xcoms", refuse)
     op = in_dag(lambda: shout_operator(tmp_path))
     event = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag")))
-    assert type(event) is TriggerEvent
+    assert type(event) is ResumeEvent
     assert op.execute_complete(context_for(op, dag_id="sft_dag"), event.payload) == {
         "y": 42,
         "shout": ["A", "B"],
@@ -320,7 +322,7 @@ async def test_a_permanent_failure_goes_to_a_worker_with_its_conclusion(tmp_path
         lambda: shout_operator(tmp_path, command=["python", "-c", script, "{{.input}}", "{{.outputPrefix}}"])
     )
     event = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag")))
-    assert type(event) is TriggerEvent and event.payload["conclusion"]["permanent"] is True
+    assert type(event) is ResumeEvent and event.payload["conclusion"]["permanent"] is True
     context = context_for(op, dag_id="sft_dag")
     with pytest.raises(AirflowFailException, match="bad"):
         op.execute_complete(context, event.payload)
@@ -330,7 +332,7 @@ async def test_outside_a_triggerer_the_task_ends_in_a_worker(tmp_path: Path) -> 
     op = in_dag(lambda: shout_operator(tmp_path))
     trigger = trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag"), in_triggerer=False)
     event = await first_event(trigger)
-    assert type(event) is TriggerEvent  # dag.test() runs triggers inline and resumes the task
+    assert type(event) is ResumeEvent  # dag.test() runs triggers inline and resumes the task
     assert op.execute_complete(context_for(op, dag_id="sft_dag"), event.payload) == {
         "y": 42,
         "shout": ["A", "B"],
@@ -343,7 +345,14 @@ async def test_a_custom_xcom_backend_or_a_listener_keeps_the_worker_path(
     monkeypatch.setattr(ending, "_blockers", ["a listener (tests.some_listener)"])
     op = in_dag(lambda: shout_operator(tmp_path))
     event = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag")))
-    assert type(event) is TriggerEvent and event.payload["handle"] is not None
+    assert type(event) is ResumeEvent and event.payload["handle"] is not None
+    # The triggerer logs the event's repr: a line that says what happened, not the whole handle.
+    name = ExecutionHandle.from_dict(event.payload["handle"]).task_ctx.generated_name
+    assert repr(event) == f"TriggerEvent<SUCCEEDED: execution {name}; the task resumes in a worker>"
+    # On the wire (the trigger runner to its supervisor) it is an ordinary event, payload and all.
+    wire = TypeAdapter(DiscrimatedTriggerEvent)
+    received = wire.validate_json(wire.dump_json(wire.validate_python(event)))
+    assert type(received) is TriggerEvent and received.payload == event.payload
 
 
 class SomeListener:
@@ -424,7 +433,7 @@ async def test_a_new_try_started_in_the_triggerer_stops_the_previous_trys_execut
     second = trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag", try_number=2))
     started = asyncio.ensure_future(first_event(second))
     event = await asyncio.wait_for(running, 30)
-    assert type(event) is TriggerEvent
+    assert type(event) is ResumeEvent
     status = event.payload["status"]
     assert "superseded by a new try" in status["err"]["message"], status
     started.cancel()

@@ -23,6 +23,9 @@ def test_hello() -> None:
     assert run.xcom("hello", "greeting") == "Hello, Airflow! (3 times)"
     assert run.xcom("hello", "length") == len("Hello, Airflow! (3 times)")
     assert run.xcom("hello") == {"greeting": "Hello, Airflow! (3 times)", "length": 25}
+    # One XCom for the "Executor run" link: Airflow's own (``_link_...``) is the same key.
+    assert run.xcom("hello", "executor_run_url").startswith("file://")
+    assert not any(key.startswith("_link_") for key in run.xcom_keys("hello"))
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -55,7 +58,7 @@ def test_failures() -> None:
     assert run.xcom("flaky", "attempt") == 1  # Flyte's retry_attempt of Airflow's try 2
     assert run.xcom("flaky") == {"attempt": 1}
     assert run.task("broken") == TaskResult("failed", 1)  # retries=3, but the error is NON_RECOVERABLE
-    assert run.xcom_keys("broken") <= {"executor_run_url", "_link_ExecutorRunLink"}
+    assert run.xcom_keys("broken") <= {"executor_run_url"}
 
 
 def _started_processes(dag_id: str, task_id: str) -> int:

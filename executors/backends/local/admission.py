@@ -6,8 +6,9 @@ claims its execution under the list's lock, which is never waited for: a start t
 at once, or that finds every slot held, answers NOT_READY and launches nothing (it is asked again,
 see :mod:`executors.backends.local.waiters`). Counting is cheap: a stat and a signal 0 per entry, a
 create-time check only every ``VERIFY_EVERY`` seconds; and a count that found every slot held
-answers the starts of the next ``FULL_FOR`` seconds by itself, so thousands of waiting starts that
-ask again cost a stat each, not a count each.
+answers the starts of the next ``FULL_FOR`` seconds by itself (``WATCHED_FULL_FOR`` when this process
+watches every running execution), so thousands of waiting starts that ask again cost a stat each,
+not a count each.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import fcntl
 import math
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
 
 from executors.backends.local.layout import Layout
@@ -35,6 +36,11 @@ FULL_FOR = 0.5
 lock or a count of its own): while many starts wait, a slot is looked for about twice a second by
 the waiters' watch (:mod:`waiters`), not by every start that asks again."""
 
+WATCHED_FULL_FOR = 5.0
+"""``FULL_FOR`` when this process watched every execution the count found running (their exit
+watches clear the count the moment one ends, see :mod:`exit_watch`): then only a slot freed by
+an execution another process started since can go unseen, for at most this long."""
+
 VERIFY_EVERY = 30.0
 """Seconds between identity checks (create time) of a running entry's live pids: in between, a
 signal 0 says whether they live, so counting the running executions costs no process-table scan."""
@@ -50,7 +56,9 @@ class Admission:
         self._verified: dict[str, float] = {}  # running entry -> when its pids were last identified
         self._entries: dict[str, tuple[int, dict[str, Any]]] = {}  # running entry -> (mtime, record)
         self._own_create_time: float | None = None
-        self._last_count: tuple[int, float] | None = None  # (running, when), see FULL_FOR
+        self._last_count: tuple[int, float, bool] | None = None  # (running, when, all watched)
+        self.watched_count: Callable[[], int] = lambda: 0
+        """How many running executions this process watches (set by the executor)."""
 
     # -- claiming a launch -------------------------------------------------------------------
 
@@ -88,7 +96,14 @@ class Admission:
         last = self._last_count  # cleared when a slot frees here (slot_may_be_free)
         if not self.max_concurrent or last is None or last[0] < self.max_concurrent:
             return None
-        return self._full(last[0]) if time.monotonic() - last[1] < FULL_FOR else None
+        trusted_for = WATCHED_FULL_FOR if last[2] else FULL_FOR
+        return self._full(last[0]) if time.monotonic() - last[1] < trusted_for else None
+
+    def all_watched(self) -> bool:
+        """Whether the last count found only executions that this process watches (so a slot
+        that frees wakes it by itself); ``False`` when unknown."""
+        last = self._last_count
+        return last is not None and last[2]
 
     def _full(self, running: int) -> TaskStatus:
         return not_ready_failure(
@@ -183,7 +198,7 @@ class Admission:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 self._forget_entry(entry)
-        self._last_count = (count, time.monotonic())
+        self._last_count = (count, time.monotonic(), count <= self.watched_count())
         return count
 
     def _entry_record(self, entry: str, path: str) -> dict[str, Any] | None:

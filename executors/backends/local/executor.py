@@ -178,8 +178,11 @@ class LocalExecutor(Executor):
         self._admission = Admission(
             self._layout, max_concurrent=self.max_concurrent, launch_timeout=self.launch_timeout
         )
-        self._waiters = Waiters(self.max_concurrent, self._admission.count_running)
+        self._waiters = Waiters(
+            self.max_concurrent, self._admission.count_running, self._admission.all_watched
+        )
         self._exits = ExitWatches(self._processes_ended)
+        self._admission.watched_count = lambda: len(self._exits)
         self._launcher = Launcher(
             self._layout,
             self._admission,

@@ -3,8 +3,9 @@
 A start that answered NOT_READY (see :mod:`executors.backends.local.admission`) will ask again; it is
 remembered here, by owner and in order of arrival, and woken (the engine's ``EnqueueOwner`` and
 :func:`executors.engine.waking.wake_owner`) as soon as a slot frees: when this process sees an execution
-end, or when a look at the running list (every ``SLOT_POLL``, while anyone waits) finds one free,
-as a slot also frees when an execution ends unobserved or in another process.
+end, or when a look at the running list (every ``SLOT_POLL``, while anyone waits; every
+``WATCHED_SLOT_POLL`` while this process watches every running execution) finds one free, as a slot
+also frees when an execution ends unobserved or in another process.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ from executors.engine.waking import owner_key, wake_owner
 SLOT_POLL = (0.05, 0.25)
 """Seconds between looks at the running list while starts wait here for a free slot: 2 ms per
 ``max_concurrent`` slot, within these bounds (a look costs a few stats and signals per entry)."""
+
+WATCHED_SLOT_POLL = 5.0
+"""Seconds between looks while this process watches every running execution (an end it watches
+wakes a waiter at once): the look is then only for a slot freed by an execution another process
+started since the last one."""
 
 WAITER_TTL = 180.0
 """A waiting start that has not asked again for this long (its trigger went away) is forgotten."""
@@ -52,10 +58,16 @@ class Waiters:
     """The waiting starts of one executor. ``count_running`` is the running list's count (it
     runs in a thread)."""
 
-    def __init__(self, max_concurrent: int, count_running: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        max_concurrent: int,
+        count_running: Callable[[], int],
+        all_watched: Callable[[], bool] = lambda: False,
+    ) -> None:
         self.max_concurrent = max_concurrent
         self.enqueue: EnqueueOwner | None = None
         self._count_running = count_running
+        self._all_watched = all_watched
         self._waiters: dict[str, _Waiter] = {}
         self._watcher: asyncio.Task[None] | None = None
 
@@ -136,7 +148,10 @@ class Waiters:
     async def _watch(self) -> None:
         swept = time.monotonic()
         while self._waiters:
-            await asyncio.sleep(min(SLOT_POLL[1], max(SLOT_POLL[0], 0.002 * self.max_concurrent)))
+            if self._all_watched():  # every end that frees a slot wakes a waiter by itself
+                await asyncio.sleep(WATCHED_SLOT_POLL)
+            else:
+                await asyncio.sleep(min(SLOT_POLL[1], max(SLOT_POLL[0], 0.002 * self.max_concurrent)))
             now = time.monotonic()
             if now - swept > SWEEP_EVERY:  # not at every look: thousands may wait
                 swept = now

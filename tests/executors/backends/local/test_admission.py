@@ -202,6 +202,45 @@ async def test_a_count_that_found_every_slot_held_answers_the_next_starts_withou
     await executor.close()
 
 
+@pytest.mark.parametrize("watched", [True, False])
+async def test_while_every_running_execution_is_watched_a_full_count_holds_longer_and_is_looked_at_less(
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    watched: bool,
+) -> None:
+    # Its exit watch clears the count the moment a watched execution ends, so a count that found
+    # every slot held by watched executions stays true for WATCHED_FULL_FOR, not FULL_FOR.
+    executor = await limited(tmp_path, store, 2)
+    if not watched:
+        executor._exits.max_watches = 0
+    template = python_template("import time; time.sleep(30)")
+    running = await fill(executor, store, make_ctx, template, 2)
+    assert len(executor._exits) == (2 if watched else 0)
+    monkeypatch.setattr(admission_module, "FULL_FOR", 0.0)  # an unwatched count is stale at once
+    monkeypatch.setattr(waiters_module, "SLOT_POLL", (0.05, 0.05))
+    counts = counting(monkeypatch, executor._admission, "count_running")
+    locks = counting(monkeypatch, executor._admission, "_lock")
+    waiter = make_ctx(node="waiter")
+    for i in range(10):
+        again = await executor.start_task(make_ctx(node=f"w{i}"), template, literals_pb2.LiteralMap())
+        assert again.phase is TaskPhase.NOT_READY
+    await asyncio.sleep(1.0)  # the waiters' watch of the running list looks meanwhile
+    if watched:
+        assert len(locks) <= 1, f"{len(locks)} locks for 10 starts against watched, full slots"
+        assert len(counts) <= 2, f"{len(counts)} counts in 1 s with every running execution watched"
+    else:
+        assert len(locks) >= 9 and len(counts) >= 10  # the check above can fail
+    # A watched end still frees its slot at once.
+    await executor.kill_task(running[0], "make room")
+    assert (await wait_final(executor, running[0], template)).phase is TaskPhase.PERMANENT_FAILURE
+    assert (await start(executor, store, waiter, template)).phase is TaskPhase.RUNNING
+    for ctx in (running[1], waiter):
+        await executor.kill_task(ctx, "test over")
+    await executor.close()
+
+
 async def test_a_slot_freed_by_another_process_is_taken_within_a_second(
     store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
 ) -> None:
