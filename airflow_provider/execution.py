@@ -16,7 +16,8 @@ from typing import Any
 
 from flyteidl.core import tasks_pb2
 
-from executors import DataStore, ExecutionDriver, Executor, PollPolicy, TaskContext, TaskStatus
+from executors import DataStore, ExecutionDriver, Executor, PollPolicy, TaskContext, TaskPhase, TaskStatus
+from executors.catalog.gate import HIT, CacheOutcome
 from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
 
@@ -129,6 +130,9 @@ def phase_logger(log: logging.Logger | Any, executor_id: str) -> Callable[[TaskC
     def on_change(ctx: TaskContext, status: TaskStatus) -> None:
         version = f" (version {status.phase_version})" if status.phase_version else ""
         detail = f": {status.err}" if status.err else ""
+        outcome = CacheOutcome.of(ctx)
+        if status.phase is TaskPhase.SUCCEEDED and outcome is not None and outcome.status == HIT:
+            detail = ", answered from the cache: nothing ran"  # not "SUCCEEDED" as if it had run
         log.info(
             "%s execution %s is %s%s%s", executor_id, ctx.generated_name, status.phase.name, version, detail
         )

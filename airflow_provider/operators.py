@@ -15,12 +15,13 @@ from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import StartTriggerArgs
 from flyteidl.core import tasks_pb2
 
 from airflow_provider import adoption, arguments, config, ending, executor_pool, publishing, start
 from airflow_provider.execution import ExecutionHandle, open_driver, open_executor, phase_logger
+from airflow_provider.failures import plainly, try_failed
 from airflow_provider.identity import Attempt
 from airflow_provider.links import RUN_URL_XCOM_KEY, ExecutorRunLink
 from airflow_provider.publishing import CACHE_STATUS_XCOM_KEY, RESERVED_XCOM_KEYS, ReturnShape
@@ -288,7 +289,7 @@ class ExecutorOperator(BaseOperator):
         return wanted
 
     def execute(self, context: Context) -> Any:
-        return run_sync(executor_pool.closing(self._execute(context)))
+        return plainly(lambda: run_sync(executor_pool.closing(self._execute(context))))
 
     async def _execute(self, context: Context) -> Any:
         context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value="")  # the link reads it even if we fail early
@@ -315,8 +316,8 @@ class ExecutorOperator(BaseOperator):
             adoption.remember(context, handle)
         on_change = phase_logger(self.log, self.executor_id)
         driver = open_driver(handle, executor, template, store, on_change, secrets=prepared.secrets)
-        publishing.push_run_url(context, executor, driver.ctx)
         status = await driver.step()
+        publishing.push_run_url(context, executor, driver.ctx)  # after the start: a cache hit has none
         if not status.phase.is_final_for_execution():
             if self._is_deferrable():
                 self._defer(context, handle.with_driver(driver))
@@ -376,7 +377,7 @@ class ExecutorOperator(BaseOperator):
             raise AirflowException(
                 f"{self.task_id}: the trigger ended without a status event: {event!r:.200}"
             )
-        return run_sync(executor_pool.closing(self._complete(context, event)))
+        return plainly(lambda: run_sync(executor_pool.closing(self._complete(context, event))))
 
     async def _complete(self, context: Context, event: dict[str, Any]) -> Any:
         owner = event.get("owner")
@@ -388,12 +389,10 @@ class ExecutorOperator(BaseOperator):
             for key, value in (concluded.get("xcoms") or {}).items():
                 context["ti"].xcom_push(key=key, value=value)
             failure = str(concluded.get("failure") or status)
-            raise AirflowFailException(failure) if concluded.get("permanent") else AirflowException(failure)
+            raise try_failed(failure, permanent=bool(concluded.get("permanent")))
         if event.get("handle") is None:  # refused in the triggerer before anything started
             message = f"{self.task_id}: {status.err.message if status.err else status.phase.name}"
-            if status.phase.is_permanent_failure():
-                raise AirflowFailException(message)
-            raise AirflowException(message)
+            raise try_failed(message, permanent=status.phase.is_permanent_failure())
         store = DataStore()
         handle = ExecutionHandle.from_dict(event["handle"])
         executor = await open_executor(handle, store, self.task_id)

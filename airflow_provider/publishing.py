@@ -10,10 +10,10 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from flyteidl.core import tasks_pb2
 
 from airflow_provider.execution import failure_message
+from airflow_provider.failures import try_failed
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from executors import Executor, TaskContext, TaskPhase, TaskStatus
 from executors.catalog.gate import CacheOutcome
@@ -159,6 +159,4 @@ async def finish(
         context["ti"].xcom_push(key=key, value=value)
     if conclusion.outputs is not None:
         return conclusion.outputs
-    if conclusion.permanent:
-        raise AirflowFailException(conclusion.failure)
-    raise AirflowException(conclusion.failure)
+    raise try_failed(conclusion.failure, permanent=conclusion.permanent)

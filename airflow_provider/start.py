@@ -15,11 +15,12 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException
 from flyteidl.core import literals_pb2, tasks_pb2
 
 from airflow_provider import arguments, config, publishing
 from airflow_provider.execution import ExecutionHandle
+from airflow_provider.failures import TaskFailedForGood
 from airflow_provider.identity import Attempt
 from airflow_provider.secrets import MissingSecretError, resolve_secrets
 from airflow_provider.template_field import TaskTemplateField
@@ -122,7 +123,7 @@ async def prepare(spec: StartSpec, store: DataStore) -> Prepared:
     except DataStoreError as exc:  # the store is down (a missing file is a TaskTemplateError)
         raise AirflowException(f"{spec.task_id}: data store unavailable: {exc}") from exc
     except (ExecutorsError, ValueError, TypeError, MissingSecretError) as exc:
-        raise AirflowFailException(f"{spec.task_id}: {exc}") from exc
+        raise TaskFailedForGood(f"{spec.task_id}: {exc}") from exc
     return Prepared(template, inputs, overrides, secrets, executor_config, policy)
 
 

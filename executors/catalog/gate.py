@@ -250,6 +250,8 @@ class CachingExecutor(Executor):
         await self.inner.close()
 
     def get_run_url(self, task_ctx: TaskContext) -> str | None:
+        if self._cache_state(task_ctx).get("status") == HIT:
+            return None  # nothing ran: the inner executor's link would point at nothing
         return self.inner.get_run_url(self._inner_ctx(task_ctx))
 
     async def read_logs(self, task_ctx: TaskContext, max_bytes: int = 64_000) -> str | None:

@@ -50,7 +50,9 @@ class CacheKey:
         )
 
     def __str__(self) -> str:
-        return f"{self.project}/{self.domain}/{self.dataset}@{self.version}:{self.tag}"
+        # A task built from a command has no project or domain: no empty path parts ("//name").
+        dataset = "/".join(part for part in (self.project, self.domain, self.dataset) if part)
+        return f"{dataset}@{self.version}:{self.tag}"
 
 
 def _digest(value: Any) -> str:

@@ -114,7 +114,8 @@ def test_user_exception_fails_without_retry_with_its_traceback(taskflow: DagTest
 def test_recoverable_error_is_retried(taskflow: DagTestRun) -> None:
     assert taskflow.task("flaky") == dagtest.TaskResult("success", 2)
     [retry] = taskflow.callbacks_of("flaky")
-    assert type(retry.exception) is AirflowException and "RecoverableError" in str(retry.exception)
+    assert isinstance(retry.exception, AirflowException) and "RecoverableError" in str(retry.exception)
+    assert not isinstance(retry.exception, AirflowFailException)
     assert taskflow.xcom("flaky") == 101
 
 

@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,6 +192,29 @@ def test_worker_timeout_kills_the_execution(tmp_path: Path) -> None:
     assert not isinstance(raised.value, AirflowFailException)  # a timeout is retryable
     pid = int(pid_file.read_text())
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"inputs": {"x": "not a number"}}, AirflowFailException, "x"),
+        ({"inputs": {"x": 1}, "command": ["sh", "-c", "exit 3"]}, AirflowException, "ExitCode3"),
+    ],
+    ids=["refused-input", "failed-execution"],
+)
+def test_a_failure_the_message_explains_is_raised_without_a_traceback_through_the_provider(
+    tmp_path: Path, kwargs: dict[str, Any], error: type[Exception], message: str
+) -> None:
+    arguments = {"task_id": "fails", "command": ["true"], "input_types": {"x": int}, **kwargs}
+    op = ExecutorOperator(data_dir=str(tmp_path / "data"), poll_interval=0.1, deferrable=False, **arguments)
+    with pytest.raises(error, match=message) as raised:
+        op.execute(context_for(op))  # type: ignore[arg-type]
+    frames = [frame.filename for frame in traceback.extract_tb(raised.value.__traceback__)]
+    noise = [
+        f for f in frames if any(part in f for part in ("asyncio", "executor_pool", "start.py", "publishing"))
+    ]
+    assert noise == [], f"the task log would print a traceback through {noise}"
+    assert raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
 def _slow_operator(tmp_path: Path, **kwargs: Any) -> tuple[ExecutorOperator, Path]:
@@ -425,7 +449,8 @@ def test_dag_retryable_failure_is_retried(phases: tuple[DagTestRun, list[str]]) 
     assert run.task("retryable") == dagtest.TaskResult("success", 2)
     [retry] = run.callbacks_of("retryable")
     assert (retry.kind, retry.try_number) == ("retry", 1)
-    assert type(retry.exception) is AirflowException
+    assert isinstance(retry.exception, AirflowException)
+    assert not isinstance(retry.exception, AirflowFailException)
     assert "ScriptedFlake" in str(retry.exception) and "(retryable)" in str(retry.exception)
 
 

@@ -282,6 +282,7 @@ async def test_the_trigger_answers_a_cache_hit_without_running_anything(
     assert pushed["cache_status"] == "CACHE_HIT"
     assert pushed["return_value"] == {"y": 42, "shout": ["A", "B"]}
     assert runs.read_text().splitlines() == ["run"]  # the second one ran nothing
+    assert pushed[RUN_URL_XCOM_KEY] == ""  # no link to an execution folder that was never made
 
 
 async def test_bad_input_fails_in_a_worker_without_retry_naming_the_input(tmp_path: Path) -> None:

@@ -73,6 +73,16 @@ def test_key_shape_follows_flyte() -> None:
     assert key.tag.startswith("flyte_cached-") and len(key.tag) == len("flyte_cached-") + 64
 
 
+def test_a_key_reads_without_empty_parts() -> None:
+    # A task built from a command has no project or domain: the key is not printed as "//name".
+    t = template()
+    key = cache_key(t, inputs_for(t))
+    assert str(key) == f"flyte_task-team.clean@{key.version}:{key.tag}"
+    t.id.project, t.id.domain = "proj", "dev"
+    key = cache_key(t, inputs_for(t))
+    assert str(key) == f"proj/dev/flyte_task-team.clean@{key.version}:{key.tag}"
+
+
 def test_different_inputs_give_different_tags() -> None:
     t = template()
     assert cache_key(t, inputs_for(t, x=1)).tag != cache_key(t, inputs_for(t, x=2)).tag
