@@ -338,7 +338,11 @@ async def test_backend_unreachable_while_polling_is_unknown_then_recovers(tmp_pa
 async def test_backend_unreachable_too_long_is_a_retryable_failure(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     executor = await faulty_executor(tmp_path, fail="check_task_status")
-    policy = PollPolicy(interval=0.02, max_backoff=0.05, jitter=0.0, unknown_limit=3, call_timeout=5)
+    # The local executor underneath watches the execution (its start says so): checks would wait
+    # watched_interval; this test is about the checks, so they come every 20 ms.
+    policy = PollPolicy(
+        interval=0.02, watched_interval=0.02, max_backoff=0.05, jitter=0.0, unknown_limit=3, call_timeout=5
+    )
     driver = await prepared_driver(
         tmp_path, executor, python_template(SLEEPER, str(marker), "30"), policy, []
     )
