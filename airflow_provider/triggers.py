@@ -111,6 +111,7 @@ class ExecutorTrigger(BaseTrigger):
         self._final_seen = False
         self._store: DataStore | None = None
         self._run_url_pushed: str | None = None
+        self._run_url_push: asyncio.Task[None] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs: dict[str, Any] = {
@@ -170,7 +171,9 @@ class ExecutorTrigger(BaseTrigger):
             if attempt.try_number > 1:
                 await self._stop_previous_try(spec, attempt, store, prepared, handle)
             await start.submit(store, prepared, handle)
-            await self._push_run_url(handle, store)
+            # In the background: 32 tasks starting at once queue their pushes on the triggerer's one
+            # channel to Airflow, and the execution's launch must not wait in that queue.
+            self._run_url_push = _detach(self._push_run_url(handle, store))
         except AirflowFailException as exc:
             return permanent_failure(TaskError("InvalidTask", str(exc), ErrorOrigin.USER))
         except AirflowException as exc:
@@ -243,6 +246,8 @@ class ExecutorTrigger(BaseTrigger):
         template: tasks_pb2.TaskTemplate | None,
     ) -> TriggerEvent:
         """The one event: the task's end (``end_from_trigger``) or its way back to a worker."""
+        if self._run_url_push is not None:
+            await self._run_url_push  # never raises; after it, no later XCom can be overwritten
         payload: dict[str, Any] = {"status": status.to_dict(), "handle": handle.to_dict() if handle else None}
         if self.task_instance is not None:
             # Whose event this is: on SQLite a trigger id can be reused, and Airflow then hands the

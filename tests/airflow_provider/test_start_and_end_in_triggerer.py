@@ -247,6 +247,31 @@ async def test_the_run_link_is_pushed_once_as_soon_as_the_execution_is_submitted
     assert len(calls) == 2 and RUN_URL_XCOM_KEY not in calls[1] and "return_value" in calls[1]
 
 
+async def test_the_launch_does_not_wait_for_the_run_links_push(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many tasks starting at once queue their pushes on the triggerer's one channel to Airflow:
+    # the push of the link waits here until the command runs, which it never would if the
+    # launch came after the push.
+    marker = tmp_path / "started"
+    seen: list[bool] = []
+
+    async def push(ti: Any, xcoms: dict[str, Any]) -> None:
+        if xcoms.keys() == {RUN_URL_XCOM_KEY}:
+            for _ in range(100):
+                if marker.exists():
+                    break
+                await asyncio.sleep(0.05)
+            seen.append(marker.exists())
+
+    monkeypatch.setattr(ending, "push_xcoms", push)
+    command = ["sh", "-c", f'touch {marker} && exec python -c "$0" "$@"', SHOUT, *ARGS]
+    op = in_dag(lambda: shout_operator(tmp_path, command=command))
+    event = await first_event(trigger_of(op, FakeTI(task_id="shout", dag_id="sft_dag")))
+    assert isinstance(event, TaskSuccessEvent)
+    assert seen == [True], "the execution was launched only after the run link's push"
+
+
 async def test_a_decorated_task_ends_with_its_single_value(tmp_path: Path, pushed: dict[str, Any]) -> None:
     def make() -> Any:
         @executor_task(data_dir=str(tmp_path / "data"), poll_interval=0.1)
