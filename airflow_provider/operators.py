@@ -9,8 +9,10 @@ outcome (:mod:`~airflow_provider.publishing`).
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import datetime as dt
+import threading
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -50,6 +52,20 @@ T = TypeVar("T")
 __all__ = ["CACHE_STATUS_XCOM_KEY", "RESERVED_XCOM_KEYS", "ExecutorOperator", "run_sync"]
 
 
+_runners = threading.local()
+
+
+def _runner() -> asyncio.Runner:
+    """This thread's event loop for :func:`run_sync`, kept between calls: a new loop per call (and
+    the thread pool behind its ``to_thread`` calls, joined at each close) cost about as much as the
+    operator's own work. Closed when the process exits."""
+    runner: asyncio.Runner | None = getattr(_runners, "runner", None)
+    if runner is None:
+        runner = _runners.runner = asyncio.Runner()
+        atexit.register(runner.close)
+    return runner
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine from synchronous operator code, even if a loop already runs here."""
     try:
@@ -58,7 +74,7 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except RuntimeError:
         running = False
     if not running:  # outside the except block: no "no running event loop" chained on errors
-        return asyncio.run(coro)
+        return _runner().run(coro)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
 
