@@ -176,7 +176,7 @@ def test_execute_complete_without_a_status_event_fails(tmp_path: Path) -> None:
         op.execute_complete(context_for(op), event=None)  # type: ignore[arg-type]
 
 
-def test_worker_timeout_kills_the_execution(tmp_path: Path) -> None:
+def _slow_operator(tmp_path: Path, **kwargs: Any) -> tuple[ExecutorOperator, Path]:
     script = "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(60)"
     pid_file = tmp_path / "pid"
     op = ExecutorOperator(
@@ -184,14 +184,22 @@ def test_worker_timeout_kills_the_execution(tmp_path: Path) -> None:
         command=["python", "-c", script, str(pid_file)],
         data_dir=str(tmp_path / "data"),
         poll_interval=0.1,
-        deferrable=False,
-        timeout=1.5,
+        **kwargs,
     )
+    return op, pid_file
+
+
+def _gone(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_worker_timeout_kills_the_execution(tmp_path: Path) -> None:
+    op, pid_file = _slow_operator(tmp_path, deferrable=False, timeout=1.5)
     with pytest.raises(AirflowException, match="did not finish before") as raised:
         op.execute(context_for(op))  # type: ignore[arg-type]
     assert not isinstance(raised.value, AirflowFailException)  # a timeout is retryable
-    pid = int(pid_file.read_text())
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert _gone(pid_file)
 
 
 @pytest.mark.parametrize(
@@ -215,24 +223,6 @@ def test_a_failure_the_message_explains_is_raised_without_a_traceback_through_th
     ]
     assert noise == [], f"the task log would print a traceback through {noise}"
     assert raised.value.__cause__ is None and raised.value.__suppress_context__
-
-
-def _slow_operator(tmp_path: Path, **kwargs: Any) -> tuple[ExecutorOperator, Path]:
-    script = "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(60)"
-    pid_file = tmp_path / "pid"
-    op = ExecutorOperator(
-        task_id="slow",
-        command=["python", "-c", script, str(pid_file)],
-        data_dir=str(tmp_path / "data"),
-        poll_interval=0.1,
-        **kwargs,
-    )
-    return op, pid_file
-
-
-def _gone(pid_file: Path) -> bool:
-    pid = int(pid_file.read_text())
-    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_execution_timeout_holds_across_the_deferral(tmp_path: Path) -> None:
