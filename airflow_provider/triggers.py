@@ -19,21 +19,12 @@ from airflow_provider.publishing import ReturnShape
 from airflow_provider.start import RENDERED_FIELDS
 from executors import DataStore, Executor, TaskStatus
 from executors.core.status import ErrorOrigin, TaskError, permanent_failure, retryable_failure
+from executors.engine.background import detach
 from executors.engine.driver import SetupFailed, kill_execution, retry_setup
 from executors.engine.submission import read_template
 from executors.engine.watchdog import call_with_limit
 
-_background: set[asyncio.Task[Any]] = set()
-"""Strong references to detached tasks (kills, warm-up): the loop keeps only weak ones."""
-
 _warmed_up = False
-
-
-def _detach(coro: Any) -> asyncio.Task[Any]:
-    task = asyncio.get_running_loop().create_task(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
 
 
 class ResumeEvent(TriggerEvent):
@@ -133,7 +124,7 @@ class ExecutorTrigger(BaseTrigger):
             # The triggerer builds its in-process API on the first task-state query (~3 s): do it
             # now, once per process, so that a user's kill later is decided at once.
             _warmed_up = True
-            _detach(self._still_deferred())
+            detach(self._still_deferred())
         template: tasks_pb2.TaskTemplate | None = None
         secrets: dict[str, str] | None = None
         if self.handle is None:
@@ -173,7 +164,7 @@ class ExecutorTrigger(BaseTrigger):
             await start.submit(store, prepared, handle)
             # In the background: 32 tasks starting at once queue their pushes on the triggerer's one
             # channel to Airflow, and the execution's launch must not wait in that queue.
-            self._run_url_push = _detach(self._push_run_url(handle, store))
+            self._run_url_push = detach(self._push_run_url(handle, store))
         except AirflowFailException as exc:
             return permanent_failure(TaskError("InvalidTask", str(exc), ErrorOrigin.USER))
         except AirflowException as exc:
@@ -331,7 +322,7 @@ class ExecutorTrigger(BaseTrigger):
         handle = self.handle
         if self._final_seen or handle is None:  # over, or started here and nothing submitted yet
             return
-        kill = _detach(self._kill_unless_moved(handle))
+        kill = detach(self._kill_unless_moved(handle))
         try:
             await asyncio.shield(kill)
         except asyncio.CancelledError:

@@ -38,6 +38,7 @@ from executors.core.interface import EventRecorder, Executor
 from executors.core.phase import TaskPhase
 from executors.core.status import ErrorOrigin, TaskError, TaskStatus, retryable_failure
 from executors.engine import waking
+from executors.engine.background import detach
 from executors.engine.events import build_task_event
 from executors.engine.policy import PollPolicy
 from executors.engine.waking import Waker
@@ -279,10 +280,7 @@ class ExecutionDriver:
         # Bounded: the final status must still come out (the try fails) if the backend will not listen.
         # Shielded: whoever runs this driver may give up at the same deadline (Airflow cancels a
         # trigger whose own timeout is that instant); the kill then goes on by itself.
-        kill = asyncio.ensure_future(self.kill(f"timeout: still running at {when}", log=logger))
-        _kills_going_on.add(kill)
-        kill.add_done_callback(_kills_going_on.discard)
-        await asyncio.shield(kill)
+        await asyncio.shield(detach(self.kill(f"timeout: still running at {when}", log=logger)))
         status = retryable_failure(
             TaskError("Timeout", f"the execution did not finish before {when}", ErrorOrigin.SYSTEM)
         )
@@ -292,10 +290,6 @@ class ExecutionDriver:
     async def kill(self, reason: str, *, budget: float | None = None, log: Logger | None = None) -> bool:
         """:func:`kill_execution` for this driver's execution, under its policy."""
         return await kill_execution(self.executor, self.ctx, reason, self.policy, budget=budget, log=log)
-
-
-_kills_going_on: set[asyncio.Future[bool]] = set()
-"""Strong references to timeout kills that outlive a cancelled driver (the loop keeps weak ones)."""
 
 
 async def kill_execution(
