@@ -59,6 +59,13 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "example": "10",
         "default": f"{DEFAULT_POLICY.interval:g}",
     },
+    "output_interval": {
+        "description": "Seconds between two copies of a running execution's new output into the Airflow "
+        "task log (0: copy it once, when the execution ends).",
+        "type": "float",
+        "example": "2",
+        "default": f"{DEFAULT_POLICY.output_interval:g}",
+    },
     "unknown_limit": {
         "description": "Consecutive checks that could not determine the status (backend unreachable) "
         "before the attempt fails as retryable.",
@@ -121,19 +128,24 @@ def end_from_trigger() -> bool:
     return _flag("end_from_trigger")
 
 
-def _number(key: str, kind: type[float] | type[int]) -> float:
+def _number(key: str, kind: type[float] | type[int], *, zero: bool = False) -> float:
     raw = _raw(key)
     try:
         value = kind(raw)
     except ValueError:
         raise ValueError(f"[{SECTION}] {key} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"[{SECTION}] {key} must be positive, got {raw!r}")
+    if value < 0 or (value == 0 and not zero) or value != value:
+        kind_of = "zero or positive" if zero else "positive"
+        raise ValueError(f"[{SECTION}] {key} must be {kind_of}, got {raw!r}")
     return value
 
 
 def poll_interval() -> float:
     return _number("poll_interval", float)
+
+
+def output_interval() -> float:
+    return _number("output_interval", float, zero=True)
 
 
 def unknown_limit() -> int:

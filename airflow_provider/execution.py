@@ -11,15 +11,17 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flyteidl.core import tasks_pb2
 
 from executors import DataStore, ExecutionDriver, Executor, PollPolicy, TaskContext, TaskPhase, TaskStatus
 from executors.catalog.gate import HIT, CacheOutcome
+from executors.core.output import OutputLine
 from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
+from executors.engine.output import OutputSink
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,11 +101,16 @@ def open_driver(
     store: DataStore,
     on_change: Callable[[TaskContext, TaskStatus], None] | None,
     secrets: dict[str, str] | None = None,
+    *,
+    log: logging.Logger | Any = None,
+    try_number: int | None = None,
 ) -> ExecutionDriver:
     """:func:`executors.engine.submission.open_driver` for the handle, with Airflow's secrets.
 
     ``secrets``: already resolved secret environment for the start; without it they are looked up
-    (again) from Airflow's secrets backend whenever a start is needed.
+    (again) from Airflow's secrets backend whenever a start is needed. ``log``: the task log the
+    execution's output is copied into as it comes (:func:`output_sink`), by try ``try_number``
+    (default: the try that started the execution).
     """
     loader = None
     if template.security_context.secrets:
@@ -121,7 +128,37 @@ def open_driver(
         policy=handle.policy,
         on_change=on_change,
         secrets_loader=loader,
+        output=None if log is None else output_sink(log),
+        output_reader=output_reader(handle.task_ctx, try_number),
     )
+
+
+def output_reader(task_ctx: TaskContext, try_number: int | None = None) -> str:
+    """Who copies an execution's output: the Airflow try whose log it goes into (each try keeps
+    its own cursor, so a later try that adopts an execution copies its output into its own log)."""
+    number = try_number if try_number is not None else task_ctx.task_execution_id.id.retry_attempt + 1
+    return f"try-{number}"
+
+
+LINES_PER_RECORD = 100
+"""Consecutive lines of one stream written as one log record (thousands of lines per copy must not
+mean thousands of records, each a pass through Airflow's log processors on the event loop)."""
+
+
+def output_sink(log: logging.Logger | Any) -> OutputSink:
+    """Writes copied output into a task log, each line tagged with its stream: ``[stdout] ...``."""
+
+    def write(lines: Sequence[OutputLine]) -> None:
+        batch: list[str] = []
+        for i, line in enumerate(lines):
+            batch.append(f"[{line.stream}] {line.text}")
+            following = lines[i + 1] if i + 1 < len(lines) else None
+            if following is None or following.stream != line.stream or len(batch) >= LINES_PER_RECORD:
+                # One level for both: stderr is where most programs log, warnings or not.
+                log.info("%s", "\n".join(batch))
+                batch = []
+
+    return write
 
 
 def phase_logger(log: logging.Logger | Any, executor_id: str) -> Callable[[TaskContext, TaskStatus], None]:

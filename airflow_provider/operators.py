@@ -331,7 +331,16 @@ class ExecutorOperator(BaseOperator):
             self.log.info("submitted: %s", start.start_line(prepared, handle))
             adoption.remember(context, handle)
         on_change = phase_logger(self.log, self.executor_id)
-        driver = open_driver(handle, executor, template, store, on_change, secrets=prepared.secrets)
+        driver = open_driver(
+            handle,
+            executor,
+            template,
+            store,
+            on_change,
+            secrets=prepared.secrets,
+            log=self.log,
+            try_number=ti.try_number,
+        )
         status = await driver.step()
         publishing.push_run_url(context, executor, driver.ctx)  # after the start: a cache hit has none
         if not status.phase.is_final_for_execution():

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from flyteidl.core import tasks_pb2
 
-from airflow_provider.execution import failure_message
+from airflow_provider.execution import failure_message, output_reader, output_sink
 from airflow_provider.failures import try_failed
 from airflow_provider.links import RUN_URL_XCOM_KEY
-from executors import Executor, TaskContext, TaskPhase, TaskStatus
+from executors import DataStore, Executor, TaskContext, TaskPhase, TaskStatus
 from executors.catalog.gate import CacheOutcome
 from executors.core.errors import (
     CorruptDataError,
@@ -25,7 +25,8 @@ from executors.core.errors import (
 )
 from executors.data.storage import RefusedDataError
 from executors.engine.driver import Logger as Log
-from executors.engine.submission import read_typed_outputs
+from executors.engine.policy import DEFAULT_POLICY
+from executors.engine.submission import output_copier, read_typed_outputs
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -103,9 +104,16 @@ async def conclude(
     ctx: TaskContext,
     status: TaskStatus,
     log: Log,
+    *,
+    store: DataStore | None = None,
+    try_number: int | None = None,
 ) -> Conclusion:
-    """Log the cache outcome and the task's output, then read the outputs of a succeeded execution
-    (or say why the try failed). Never raises for the task's own failure."""
+    """Log the cache outcome and the rest of the task's output, then read the outputs of a
+    succeeded execution (or say why the try failed). Never raises for the task's own failure.
+
+    The output: what try ``try_number`` has not copied into its log yet (the copy's cursor is in
+    the execution's folder in ``store``), or, from an executor that cannot read output piece by
+    piece (or without a store), the tail of its logs."""
     xcoms: dict[str, Any] = {}
     outcome = CacheOutcome.of(ctx)
     if outcome is not None:
@@ -113,13 +121,7 @@ async def conclude(
         if outcome.error:
             log.warning("catalog trouble (the task is not affected): %s", outcome.error)
         xcoms[CACHE_STATUS_XCOM_KEY] = outcome.status
-    try:
-        logs = await executor.read_logs(ctx)
-    except Exception as exc:  # logs are a courtesy: never fail a task over them
-        log.warning("could not read the output of %s: %s", ctx.generated_name, exc)
-        logs = None
-    if logs:
-        log.info("output of %s:\n%s", ctx.generated_name, logs)
+    await copy_rest_of_output(executor, ctx, log, store=store, try_number=try_number)
     if status.phase is not TaskPhase.SUCCEEDED:
         message = failure_message(executor.get_id(), ctx, status)
         return Conclusion(xcoms, failure=message, permanent=status.phase is TaskPhase.PERMANENT_FAILURE)
@@ -144,6 +146,31 @@ async def conclude(
     return Conclusion(xcoms, outputs=values)
 
 
+async def copy_rest_of_output(
+    executor: Executor,
+    ctx: TaskContext,
+    log: Log,
+    *,
+    store: DataStore | None,
+    try_number: int | None = None,
+) -> None:
+    """Copy into the task log what the execution printed and this try has not copied yet (all of
+    it when nothing was copied while it ran); never raises: output is a courtesy."""
+    if store is not None:
+        reader = output_reader(ctx, try_number)
+        copier = output_copier(executor, store, ctx, output_sink(log), DEFAULT_POLICY, reader, log=log)
+        await copier.copy(ctx, final=True)
+        if copier.supported:
+            return
+    try:
+        logs = await executor.read_logs(ctx)
+    except Exception as exc:  # logs are a courtesy: never fail a task over them
+        log.warning("could not read the output of %s: %s", ctx.generated_name, exc)
+        logs = None
+    if logs:
+        log.info("output of %s:\n%s", ctx.generated_name, logs)
+
+
 async def finish(
     context: Context,
     executor: Executor,
@@ -154,7 +181,10 @@ async def finish(
 ) -> dict[str, Any]:
     """:func:`conclude` in a worker: push its XComs, then return the outputs of a succeeded
     execution or raise: ``AirflowFailException`` for a permanent failure, else ``AirflowException``."""
-    conclusion = await conclude(executor, template, ctx, status, log)
+    ti = context["ti"]
+    conclusion = await conclude(
+        executor, template, ctx, status, log, store=DataStore(), try_number=getattr(ti, "try_number", None)
+    )
     for key, value in conclusion.xcoms.items():
         context["ti"].xcom_push(key=key, value=value)
     if conclusion.outputs is not None:

@@ -74,6 +74,7 @@ class StartSpec:
     def policy(self) -> PollPolicy:
         return PollPolicy(
             interval=self.poll_interval if self.poll_interval is not None else config.poll_interval(),
+            output_interval=config.output_interval(),
             unknown_limit=config.unknown_limit(),
             call_timeout=config.call_timeout(),
         )

@@ -224,7 +224,16 @@ class ExecutorTrigger(BaseTrigger):
         except SetupFailed as failed:
             return failed.status, handle, None, None
         on_change = phase_logger(self.log, handle.executor_id)
-        driver = open_driver(handle, executor, template, store, on_change, secrets=secrets)
+        driver = open_driver(
+            handle,
+            executor,
+            template,
+            store,
+            on_change,
+            secrets=secrets,
+            log=self.log,
+            try_number=self._try_number(),
+        )
         # The driver waits on a waker of its own, which the executor's enqueue_owner sets.
         status = await driver.run(deadline=handle.deadline_at, log=self.log)
         return status, handle.with_driver(driver), executor, template
@@ -256,7 +265,15 @@ class ExecutorTrigger(BaseTrigger):
             )
             run_url = ""
         else:
-            conclusion = await publishing.conclude(executor, template, handle.task_ctx, status, self.log)
+            conclusion = await publishing.conclude(
+                executor,
+                template,
+                handle.task_ctx,
+                status,
+                self.log,
+                store=self._store,
+                try_number=self._try_number(),
+            )
             run_url = executor.get_run_url(handle.task_ctx) or ""
         if conclusion.outputs is None and conclusion.permanent:
             # A TaskFailedEvent would be retried: a worker fails the task for good instead.
@@ -277,6 +294,10 @@ class ExecutorTrigger(BaseTrigger):
             return TaskSuccessEvent()
         self.log.error("%s", conclusion.failure)
         return TaskFailedEvent()
+
+    def _try_number(self) -> int | None:
+        """The try whose log this trigger writes (``None`` without a task instance: dag.test())."""
+        return getattr(self.task_instance, "try_number", None) if self.task_instance is not None else None
 
     async def _worker_needed(self) -> str | None:
         """Why this task must end in a worker, or ``None`` when the trigger may end it."""
@@ -336,6 +357,10 @@ class ExecutorTrigger(BaseTrigger):
         executor = await call_with_limit(lambda: executor_for(handle, store), handle.policy.call_timeout)
         reason = "the Airflow task was stopped by a user action"
         await kill_execution(executor, handle.task_ctx, reason, handle.policy, log=self.log)
+        # What it printed until then stays in the try's log.
+        await publishing.copy_rest_of_output(
+            executor, handle.task_ctx, self.log, store=store, try_number=self._try_number()
+        )
 
     async def cleanup(self) -> None:
         """Runs on every trigger stop, restarts included: deliberately kills nothing."""

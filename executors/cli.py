@@ -29,6 +29,7 @@ from flyteidl.core import identifier_pb2
 from executors.core.context import TaskContext, TaskExecutionID
 from executors.core.errors import ExecutorsError
 from executors.core.interface import ExecutorInitializationParameters
+from executors.core.output import OutputLine
 from executors.core.phase import TaskPhase
 from executors.data.storage import DataStore, join
 from executors.data.task_template import build_task_template, load_task_template
@@ -130,13 +131,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"[{c.generated_name}] {status}", file=sys.stderr)
 
     policy = PollPolicy(interval=args.poll_interval)
+
+    def print_output(lines: Sequence[OutputLine]) -> None:
+        for line in lines:
+            print(f"[{ctx.generated_name}] [{line.stream}] {line.text}", file=sys.stderr)
+
     driver = submission.open_driver(
-        executor, template, DriverSnapshot(ctx), store, policy=policy, on_change=on_change
+        executor,
+        template,
+        DriverSnapshot(ctx),
+        store,
+        policy=policy,
+        on_change=on_change,
+        output=print_output,
     )
     status = await driver.run()
-    logs = await executor.read_logs(driver.ctx)
-    if logs:
-        print(logs, file=sys.stderr)
+    if driver.output is None or not driver.output.supported:
+        logs = await executor.read_logs(driver.ctx)
+        if logs:
+            print(logs, file=sys.stderr)
     if status.phase is not TaskPhase.SUCCEEDED:
         raise SystemExit(f"task failed ({status.phase.name}): {status.err}")
     return await submission.read_typed_outputs(executor, template, driver.ctx)

@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
@@ -39,6 +40,7 @@ from executors.core.interface import (
     MetricsScope,
     NullMetrics,
 )
+from executors.core.output import OutputChunk
 from executors.core.phase import TaskPhase
 from executors.core.status import ErrorOrigin, TaskError, TaskStatus, not_ready_failure
 from executors.data.storage import DataStore
@@ -258,3 +260,17 @@ class CachingExecutor(Executor):
         if self._cache_state(task_ctx).get("status") == HIT:
             return None
         return await self.inner.read_logs(self._inner_ctx(task_ctx), max_bytes)
+
+    async def read_output(
+        self,
+        task_ctx: TaskContext,
+        cursor: Mapping[str, Any] | None,
+        *,
+        max_bytes: int = 64_000,
+        final: bool = False,
+    ) -> OutputChunk | None:
+        if self._cache_state(task_ctx).get("status") == HIT:
+            return OutputChunk((), dict(cursor or {}))  # nothing ran, nothing printed
+        return await self.inner.read_output(
+            self._inner_ctx(task_ctx), cursor, max_bytes=max_bytes, final=final
+        )

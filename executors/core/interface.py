@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from flyteidl.core import identifier_pb2, literals_pb2, tasks_pb2
 from flyteidl.event import event_pb2
 
 from executors.core.context import TaskContext
+from executors.core.output import OutputChunk
 from executors.core.status import TaskStatus
 
 if TYPE_CHECKING:
@@ -172,6 +173,26 @@ class Executor(abc.ABC):
         """The last ``max_bytes`` of the execution's output, copied into the Airflow task log at
         the end. ``None`` when the backend keeps no logs we can read. Best effort: the engine
         ignores (and logs) an exception raised here."""
+        return None
+
+    async def read_output(
+        self,
+        task_ctx: TaskContext,
+        cursor: Mapping[str, Any] | None,
+        *,
+        max_bytes: int = 64_000,
+        final: bool = False,
+    ) -> OutputChunk | None:
+        """The lines the execution printed since ``cursor`` (``None``: from the start), about
+        ``max_bytes`` at most, and the cursor to pass next (contract: :mod:`executors.core.output`).
+        ``final``: the execution is over, so a last line without a newline is returned too.
+
+        The engine calls it while the execution runs, every ``PollPolicy.output_interval`` s, and
+        once more at the end, to copy the output into the caller's log as it comes; it must be
+        cheap when nothing was printed. ``None``: this backend cannot read output incrementally
+        (the engine then copies :meth:`read_logs` once, at the end). Best effort: the engine logs
+        an exception raised here and goes on.
+        """
         return None
 
     async def close(self) -> None:

@@ -40,6 +40,7 @@ from executors.core.status import ErrorOrigin, TaskError, TaskStatus, retryable_
 from executors.engine import waking
 from executors.engine.background import detach
 from executors.engine.events import build_task_event
+from executors.engine.output import OutputCopier
 from executors.engine.policy import PollPolicy
 from executors.engine.waking import Waker
 from executors.engine.watchdog import CallTimeout, call_with_limit
@@ -99,7 +100,9 @@ class ExecutionDriver:
     ``inputs_loader`` returns the inputs, needed only while the start is not accepted (called once
     for all the start attempts when they are at most ``KEEP_INPUTS_BYTES``, else once per attempt).
     ``secrets_loader`` returns the secret environment of the start (never kept or snapshotted).
-    ``on_change`` is called with each new status, after the event was recorded.
+    ``on_change`` is called with each new status, after the event was recorded. ``output``
+    copies what the execution prints while it runs (every ``policy.output_interval`` s) and once
+    more when it is over, timed out included.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class ExecutionDriver:
         event_recorders: tuple[EventRecorder, ...] = (),
         on_change: Callable[[TaskContext, TaskStatus], None] | None = None,
         secrets_loader: Callable[[], Awaitable[dict[str, str]]] | None = None,
+        output: OutputCopier | None = None,
     ) -> None:
         self.executor = executor
         self.task = task
@@ -128,6 +132,7 @@ class ExecutionDriver:
         self._recorders = event_recorders
         self._on_change = on_change
         self._secrets_loader = secrets_loader
+        self.output = output
         self._inputs: literals_pb2.LiteralMap | None = None  # kept between start attempts
         self._seen: tuple[TaskPhase, int] | None = (
             (task_ctx.phase, task_ctx.phase_version) if accepted else None
@@ -269,11 +274,33 @@ class ExecutionDriver:
                 return await self._time_out(deadline, logger)
             status = await self.step()
             if status.phase.is_final_for_execution():
+                await self.copy_output(final=True)
                 return status
             delay = self.next_delay(status)
             if deadline is not None:
                 delay = max(0.0, min(delay, (deadline - dt.datetime.now(dt.UTC)).total_seconds()))
+            await self._wait(wake, delay)
+
+    async def _wait(self, wake: Waker, delay: float) -> None:
+        """Wait ``delay`` s for the next check (or a wake-up), copying the output meanwhile: its
+        own cadence, as a watched execution is checked only every ``watched_interval`` s."""
+        every = self.policy.output_interval
+        output = self.output
+        if output is None or output.supported is False or every <= 0 or not self.accepted:
             await wake.wait(delay)
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + delay
+        while (left := until - loop.time()) > 0:
+            if await wake.wait(min(left, every)):
+                return
+            if until - loop.time() > 0.05:  # not just before the check (it copies after a final one)
+                await output.copy(self.ctx)
+
+    async def copy_output(self, *, final: bool = False) -> None:
+        """Copy the execution's new output (``final``: all that is left), if a copier was given."""
+        if self.output is not None and self.accepted:
+            await self.output.copy(self.ctx, final=final)
 
     async def _time_out(self, deadline: dt.datetime, logger: Logger | None) -> TaskStatus:
         when = deadline.isoformat()
@@ -284,6 +311,7 @@ class ExecutionDriver:
         status = retryable_failure(
             TaskError("Timeout", f"the execution did not finish before {when}", ErrorOrigin.SYSTEM)
         )
+        await self.copy_output(final=True)  # what it printed until it was killed
         await self._observe(status)
         return status
 

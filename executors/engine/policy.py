@@ -23,6 +23,9 @@ class PollPolicy:
     """Seconds between two checks of a running execution that its executor watches
     (``TaskStatus.watched``: its end wakes the driver at once); never less than ``interval``. The
     check is only a guard against a lost wake-up, and thousands of them cost the triggerer CPU."""
+    output_interval: float = 5.0
+    """Seconds between two copies of a running execution's new output into the caller's log
+    (:mod:`executors.engine.output`); ``0`` copies it once, at the end."""
     max_backoff: float = 60.0
     """The longest wait between two calls while the backend says NOT_READY or UNKNOWN."""
     jitter: float = 0.2

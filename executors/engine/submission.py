@@ -20,9 +20,10 @@ from executors.core.context import TaskContext
 from executors.core.interface import Executor
 from executors.core.status import TaskStatus
 from executors.data.literals import from_literal_map, to_literal_map
-from executors.data.storage import DataStore, parse_protobuf
+from executors.data.storage import DataStore, join, parse_protobuf, path_segment
 from executors.engine.driver import DriverSnapshot, ExecutionDriver
 from executors.engine.events import DataStoreEventRecorder
+from executors.engine.output import OutputCopier, OutputSink
 from executors.engine.policy import PollPolicy
 
 
@@ -86,9 +87,15 @@ def open_driver(
     policy: PollPolicy,
     on_change: Callable[[TaskContext, TaskStatus], None] | None = None,
     secrets_loader: Callable[[], Awaitable[dict[str, str]]] | None = None,
+    output: OutputSink | None = None,
+    output_reader: str = "",
 ) -> ExecutionDriver:
     """A driver for a submitted execution, going on from ``snapshot``: the inputs are read from
-    ``inputs.pb`` (only if a start is still needed) and every event is recorded in the store."""
+    ``inputs.pb`` (only if a start is still needed) and every event is recorded in the store.
+
+    ``output``: where the execution's output goes as it is printed (:mod:`executors.engine.output`),
+    the cursor kept in the execution's folder under ``output_reader`` (who copies: an Airflow try
+    copies into its own log, so each try keeps its own cursor)."""
     inputs_file = snapshot.task_ctx.inputs_file
 
     async def load_inputs() -> literals_pb2.LiteralMap:
@@ -103,6 +110,35 @@ def open_driver(
         event_recorders=(DataStoreEventRecorder(store),),
         on_change=on_change,
         secrets_loader=secrets_loader,
+        output=None
+        if output is None
+        else output_copier(executor, store, snapshot.task_ctx, output, policy, output_reader),
+    )
+
+
+def output_cursor_file(task_ctx: TaskContext, reader: str = "") -> str:
+    """Where the copy of an execution's output into ``reader``'s log stands."""
+    name = f"output-copied-{path_segment(reader)}.json" if reader else "output-copied.json"
+    return join(task_ctx.data_dir, name)
+
+
+def output_copier(
+    executor: Executor,
+    store: DataStore,
+    task_ctx: TaskContext,
+    sink: OutputSink,
+    policy: PollPolicy,
+    reader: str = "",
+    log: Any = None,
+) -> OutputCopier:
+    """The copier of an execution's output into ``sink``, its cursor kept in the execution's folder."""
+    return OutputCopier(
+        executor,
+        sink,
+        store=store,
+        cursor_file=output_cursor_file(task_ctx, reader),
+        call_timeout=policy.call_timeout,
+        log=log,
     )
 
 

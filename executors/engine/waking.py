@@ -24,36 +24,38 @@ class Waker:
     """
 
     def __init__(self) -> None:
-        self._future: asyncio.Future[None] | None = None
+        self._future: asyncio.Future[bool] | None = None
         self._pending = False
 
     def set(self) -> None:
         if self._future is not None and not self._future.done():
-            self._future.set_result(None)
+            self._future.set_result(True)
         else:
             self._pending = True
 
     def is_set(self) -> bool:
         return self._pending
 
-    async def wait(self, delay: float) -> None:
-        """Sleep ``delay`` seconds, or less if ``set()`` is called (or was, since the last wait)."""
+    async def wait(self, delay: float) -> bool:
+        """Sleep ``delay`` seconds, or less if ``set()`` is called (or was, since the last wait);
+        returns whether it was cut short."""
         if self._pending:
             self._pending = False
-            return
+            return True
         loop = asyncio.get_running_loop()
-        future = self._future = loop.create_future()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._future = future
         timer = loop.call_later(delay, _resolve, future)
         try:
-            await future
+            return await future
         finally:
             timer.cancel()
             self._future = None
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
+def _resolve(future: asyncio.Future[bool]) -> None:
     if not future.done():
-        future.set_result(None)
+        future.set_result(False)
 
 
 # Drivers run without a waker of their own (``ExecutionDriver.run()``) wait on one registered here

@@ -67,6 +67,7 @@ import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
 
@@ -84,6 +85,7 @@ from executors.backends.local.options import (
     seconds_option,
     whole_option,
 )
+from executors.backends.local.output import read_new_output, unchanged
 from executors.backends.local.processes import LINUX, terminate
 from executors.backends.local.records import CLAIM_BYTES, record_kill, state_dirs
 from executors.backends.local.status import status_after_failure, status_from_disk
@@ -92,6 +94,7 @@ from executors.backends.local.waiters import SLOT_POLL, WAITER_TTL, Waiters
 from executors.backends.outputs import MAX_OUTPUTS_BYTES, OutputsResolver
 from executors.core.context import TaskContext
 from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
+from executors.core.output import OutputChunk
 from executors.core.phase import TaskPhase
 from executors.core.status import TaskStatus, permanent_failure
 from executors.data.storage import DataStore
@@ -340,6 +343,21 @@ class LocalExecutor(Executor):
     async def read_logs(self, task_ctx: TaskContext, max_bytes: int = 64_000) -> str | None:
         stdout_path, stderr_path = self.log_paths(task_ctx)
         return await log_tails(stdout_path, stderr_path, self.execution_dir(task_ctx), max_bytes)
+
+    async def read_output(
+        self,
+        task_ctx: TaskContext,
+        cursor: Mapping[str, Any] | None,
+        *,
+        max_bytes: int = 64_000,
+        final: bool = False,
+    ) -> OutputChunk:
+        stdout_path, stderr_path = self.log_paths(task_ctx)
+        paths = {"stdout": stdout_path, "stderr": stderr_path}
+        if unchanged(paths, cursor):  # the common case, thousands of times a minute: no thread
+            return OutputChunk((), dict(cursor or {}))
+        within = self.execution_dir(task_ctx)
+        return await asyncio.to_thread(read_new_output, paths, within, cursor, max_bytes, final)
 
     # -- outputs -----------------------------------------------------------------------------
 

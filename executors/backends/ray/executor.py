@@ -63,6 +63,7 @@ from executors.backends.container import (
 from executors.backends.outputs import OutputsResolver
 from executors.core.context import TaskContext
 from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
+from executors.core.output import OutputChunk, OutputLine, split_lines
 from executors.core.phase import TaskPhase
 from executors.core.resources import merged_resources, resource_value
 from executors.core.status import (
@@ -598,6 +599,42 @@ class RayExecutor(Executor):
             return None
         header = f"----- Ray job {task_ctx.generated_name} ({self.get_run_url(task_ctx)}) -----\n"
         return header + _tail_bytes(logs.strip(), max_bytes)
+
+    async def read_output(
+        self,
+        task_ctx: TaskContext,
+        cursor: Mapping[str, Any] | None,
+        *,
+        max_bytes: int = 64_000,
+        final: bool = False,
+    ) -> OutputChunk:
+        """The job's new log lines (Ray merges stdout and stderr: stream ``"output"``). The
+        dashboard serves a job's log whole, so each read transfers all of it and keeps what follows
+        the cursor (a byte offset): fine for the output of a typical task, costly for one that
+        prints hundreds of megabytes (the tail websocket would avoid that; not used yet). Raises
+        ``ConnectionError`` when the dashboard cannot be reached (the engine tries again later)."""
+        try:
+            response = await self._request("GET", self._job_path(task_ctx) + "/logs")
+        except _Unreachable as exc:
+            raise ConnectionError(
+                f"cannot read the logs of Ray job {task_ctx.generated_name}: {exc}"
+            ) from exc
+        pos = int((cursor or {}).get("pos", 0))
+        if response.status_code == 404:
+            return OutputChunk((), {"pos": pos})
+        if not response.is_success:
+            raise RuntimeError(
+                f"reading the logs of Ray job {task_ctx.generated_name} failed (HTTP {response.status_code})"
+            )
+        body = response.json()
+        logs = body.get("logs") if isinstance(body, dict) else None
+        data = logs.encode("utf-8", errors="replace") if isinstance(logs, str) else b""
+        if len(data) < pos:  # not the log we were reading (the job was resubmitted): from the start
+            pos = 0
+        piece = data[pos : pos + max_bytes]
+        texts, used = split_lines(piece, final=final, full=len(piece) >= max_bytes)
+        more = pos + used < len(data) and len(piece) >= max_bytes
+        return OutputChunk(tuple(OutputLine("output", t) for t in texts), {"pos": pos + used}, more=more)
 
     # -- outputs ---------------------------------------------------------------------------------
 

@@ -1,0 +1,173 @@
+"""Output copied while an execution runs (the driver's own cadence, also for a watched execution),
+once more at its end, each line once across processes (the cursor kept in the execution's
+folder), and never at the task's expense."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flyteidl.core import literals_pb2
+
+from executors import (
+    DataStore,
+    ExecutorInitializationParameters,
+    PollPolicy,
+    TaskContext,
+    TaskPhase,
+)
+from executors.backends.local import LocalExecutor
+from executors.core.output import OutputChunk, OutputLine
+from executors.engine import submission
+from executors.engine.driver import DriverSnapshot
+from executors.engine.output import OutputCopier
+from tests.conftest import python_template
+
+# Prints a line, waits for a file, prints a last line without a newline.
+GATED = textwrap.dedent(
+    """
+    import os, sys, time
+    print("first line", flush=True)
+    print("to stderr", file=sys.stderr, flush=True)
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.02)
+    sys.stdout.write("last line, no newline")
+    """
+)
+
+
+@pytest.fixture
+async def local(tmp_path: Path, store: DataStore) -> LocalExecutor:
+    ex = LocalExecutor(state_root=str(tmp_path / "state"), kill_grace_period=2)
+    await ex.initialize(ExecutorInitializationParameters(data_store=store))
+    return ex
+
+
+class Lines:
+    """A sink that remembers what it got."""
+
+    def __init__(self) -> None:
+        self.got: list[str] = []
+
+    def __call__(self, lines: Sequence[OutputLine]) -> None:
+        self.got += [f"{line.stream}:{line.text}" for line in lines]
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    loop = asyncio.get_running_loop()
+    until = loop.time() + timeout
+    while not condition():
+        assert loop.time() < until, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def test_output_reaches_the_sink_while_a_watched_execution_runs_and_the_rest_at_its_end(
+    local: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    template = python_template(GATED, str(release))
+    ctx = make_ctx(node="gated")
+    await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
+    sink = Lines()
+    # Checked every 30 s (watched, 20 s poll): only the output's own cadence can show the lines.
+    policy = PollPolicy(interval=20, watched_interval=30, output_interval=0.1, call_timeout=30)
+    driver = submission.open_driver(
+        local, template, DriverSnapshot(ctx), store, policy=policy, output=sink, output_reader="try-1"
+    )
+    run = asyncio.create_task(driver.run())
+    try:
+        await wait_for(lambda: "stdout:first line" in sink.got and "stderr:to stderr" in sink.got)
+        assert not run.done()
+        release.touch()
+        final = await asyncio.wait_for(run, 20)  # the exit watch wakes the driver
+    finally:
+        run.cancel()
+    assert final.phase is TaskPhase.SUCCEEDED, final
+    assert sink.got == ["stdout:first line", "stderr:to stderr", "stdout:last line, no newline"]
+    assert Path(submission.output_cursor_file(ctx, "try-1")).exists()
+
+
+async def test_a_second_process_goes_on_from_the_cursor_without_repeating_a_line(
+    local: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    template = python_template(GATED, str(release))
+    ctx = make_ctx(node="two-readers")
+    await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
+    await local.start_task(ctx, template, literals_pb2.LiteralMap())
+    cursor_file = submission.output_cursor_file(ctx, "try-1")
+    first, second, other_try = Lines(), Lines(), Lines()
+    before = OutputCopier(local, first, store=store, cursor_file=cursor_file)
+    await wait_for(
+        lambda: Path(local.log_paths(ctx)[1]).exists() and Path(local.log_paths(ctx)[1]).stat().st_size > 0
+    )
+    await before.copy(ctx)
+    assert first.got == ["stdout:first line", "stderr:to stderr"]
+    release.touch()
+    while not (await local.check_task_status(ctx, template)).phase.is_final_for_execution():
+        await asyncio.sleep(0.05)
+    # A restarted triggerer: a new copier, the same cursor file.
+    after = OutputCopier(local, second, store=store, cursor_file=cursor_file)
+    await after.copy(ctx, final=True)
+    assert second.got == ["stdout:last line, no newline"]
+    # Another try copies into its own log: all of it.
+    await OutputCopier(
+        local, other_try, store=store, cursor_file=submission.output_cursor_file(ctx, "try-2")
+    ).copy(ctx, final=True)
+    # One read: stdout's new lines, then stderr's (the two files cannot be ordered across).
+    assert other_try.got == ["stdout:first line", "stdout:last line, no newline", "stderr:to stderr"]
+
+
+class Failing(LocalExecutor):
+    """A backend whose output cannot be read (its API is down)."""
+
+    async def read_output(
+        self,
+        task_ctx: TaskContext,
+        cursor: Mapping[str, Any] | None,
+        *,
+        max_bytes: int = 64_000,
+        final: bool = False,
+    ) -> OutputChunk:
+        raise ConnectionError("logs API down")
+
+
+async def test_a_failing_read_is_said_once_and_never_raises(
+    tmp_path: Path, store: DataStore, make_ctx: Callable[..., TaskContext], caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = Failing(state_root=str(tmp_path / "state"))
+    copier = OutputCopier(executor, Lines())
+    for _ in range(3):
+        await copier.copy(make_ctx(node="x"))
+    warnings = [r for r in caplog.records if "cannot copy the output" in r.getMessage()]
+    assert len(warnings) == 1 and "logs API down" in warnings[0].getMessage()
+    assert copier.supported is None
+
+
+async def test_an_executor_without_incremental_output_is_noted_as_such(
+    store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    from tests.executors.engine.support import ScriptedExecutor
+
+    copier = OutputCopier(ScriptedExecutor(), Lines())
+    await copier.copy(make_ctx(node="x"))
+    assert copier.supported is False
+
+
+async def test_the_final_copy_is_bounded_and_says_what_it_left(
+    local: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    template = python_template("for i in range(20000): print(f'line {i:05d}')")
+    ctx = make_ctx(node="chatty")
+    await local.start_task(ctx, template, literals_pb2.LiteralMap())
+    while not (await local.check_task_status(ctx, template)).phase.is_final_for_execution():
+        await asyncio.sleep(0.05)
+    sink = Lines()
+    await OutputCopier(local, sink, max_bytes=10_000, final_max_bytes=50_000).copy(ctx, final=True)
+    assert sink.got[0] == "stdout:line 00000"
+    assert 4_000 < len(sink.got) < 5_000  # ~50 KB of 11-byte lines
+    assert "more output than 50,000 bytes was left" in sink.got[-1]
