@@ -202,6 +202,24 @@ class AirflowClient:
                 return json.loads(value)
         return value
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> list[str]:
+        """The messages of a try's log as the UI's Logs tab gets them (worker and trigger logs
+        together), oldest first."""
+        data = self._json(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"full_content": True},
+            headers={"Accept": "application/json"},
+        )
+        content = data.get("content") if isinstance(data, dict) else None
+        messages = []
+        for item in content or []:
+            if isinstance(item, dict):
+                messages.append(str(item.get("event", "")))
+            elif isinstance(item, str):
+                messages.append(item)
+        return messages
+
     def pool(self, name: str = "default_pool") -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v2/pools/{name}"))
 

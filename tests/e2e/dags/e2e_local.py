@@ -156,6 +156,29 @@ with DAG(dag_id="e2e_triggerer_restart", **COMMON):
     )
 
 
+# e. live output: a tick a line every 0.3 s (a warning on stderr every fifth) until ``release``
+# appears in the working directory, then a last line.
+TICKER = """
+import os, sys, time
+i = 0
+while not os.path.exists("release"):
+    print(f"tick {i:03d}", flush=True)
+    if i % 5 == 4:
+        print(f"warn {i:03d}", file=sys.stderr, flush=True)
+    i += 1
+    time.sleep(0.3)
+print("released", flush=True)
+"""
+
+with DAG(dag_id="e2e_live_output", **COMMON):
+    ExecutorOperator(
+        task_id="ticker",
+        executor_id="local",
+        command=["python", "-c", TICKER],
+        poll_interval=1,
+    )
+
+
 with DAG(dag_id="e2e_failures", **COMMON):
     ExecutorOperator(
         task_id="flaky",
