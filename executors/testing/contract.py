@@ -483,3 +483,48 @@ class ExecutorContract:
             assert logs is not None, "read_logs returned None for an execution that printed"
             assert out in logs, f"stdout missing from the logs: {logs[-2000:]!r}"
             assert err in logs, f"stderr missing from the logs: {logs[-2000:]!r}"
+
+    async def test_read_output_gives_each_line_once_while_it_runs_and_the_rest_at_the_end(
+        self, contract: ContractRun
+    ) -> None:
+        """``read_output`` returns a line while the execution still runs, never again from the
+        cursor that followed it, and at the end (``final``) the lines printed since, a last line
+        without a newline included (a backend without incremental output answers ``None``: it
+        lists this check in ``skipped_checks``)."""
+        async with contract.deadline("read_output"):
+            token = uuid.uuid4().hex[:12]
+            first, second, last = f"first-{token}", f"second-{token}", f"last-{token}"
+            ctx = contract.context("output")
+            release = join(ctx.data_dir, "contract-release")
+            template = contract.tasks.gated_print(
+                first, second, last, release, max_wait=self.contract_timeout
+            )
+            started = await contract.start(ctx, template)
+            assert started.phase in STARTED, f"the start was not accepted: {started}"
+            cursor: Mapping[str, Any] | None = None
+            early: list[str] = []
+            while first not in early:  # the contract's deadline bounds this
+                chunk = await contract.executor.read_output(ctx, cursor)
+                assert chunk is not None, "read_output returned None: list this check in skipped_checks"
+                early += [line.text for line in chunk.lines]
+                cursor = chunk.cursor
+                if first not in early:
+                    await asyncio.sleep(0.2)
+            assert early.count(first) == 1, early
+            await contract.store.write_bytes(release, b"go")
+            final, ctx = await contract.finish(ctx, template, started)
+            assert final.phase is TaskPhase.SUCCEEDED, final
+            late: list[str] = []
+            for _ in range(50):  # logs may reach the backend a little after the end
+                chunk = await contract.executor.read_output(ctx, cursor, final=True)
+                assert chunk is not None
+                late += [line.text for line in chunk.lines]
+                cursor = chunk.cursor
+                if last in late:
+                    break
+                await asyncio.sleep(0.2)
+            assert first not in late, f"a line came twice: {late}"
+            assert second in late and last in late, late
+            assert late.index(second) < late.index(last), late
+            again = await contract.executor.read_output(ctx, cursor, final=True)
+            assert again is not None and not again.lines, again

@@ -47,6 +47,21 @@ GATED_DOUBLE = textwrap.dedent(
     """
 )
 
+GATED_PRINT = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from executors.data.storage import DataStore
+    print(sys.argv[1], flush=True)
+    store, deadline = DataStore(), time.monotonic() + float(sys.argv[5])
+    while not asyncio.run(store.exists(sys.argv[4])):
+        if time.monotonic() > deadline:
+            sys.exit(f"never released: {sys.argv[4]} did not appear")
+        time.sleep(0.1)
+    print(sys.argv[2], flush=True)
+    sys.stdout.write(sys.argv[3])
+    """
+)
+
 SIDE_EFFECT = textwrap.dedent(
     """
     import asyncio, os, sys, time, uuid
@@ -129,6 +144,13 @@ class ContractTasks:
             "{{.input}}", "{{.outputPrefix}}", "{{.taskTemplatePath}}", release, f"{max_wait:g}",
             inputs={"x": int}, outputs=TYPED_OUTPUTS,
         )  # fmt: skip
+
+    def gated_print(
+        self, first: str, second: str, last: str, release: str, max_wait: float
+    ) -> tasks_pb2.TaskTemplate:
+        """Prints the line ``first``, waits for the file ``release`` (at most ``max_wait`` s), prints
+        the line ``second``, then ``last`` without a newline."""
+        return self.script("gated-print", GATED_PRINT, first, second, last, release, f"{max_wait:g}")
 
     def side_effect(self, seconds: float) -> tasks_pb2.TaskTemplate:
         """Each launch leaves one file under ``<raw output prefix>/contract-starts/``, then sleeps."""

@@ -235,6 +235,10 @@ class _Unreachable(Exception):
     """The dashboard could not be reached or answered with a server error: transient."""
 
 
+MAX_LOG_RESPONSE_BYTES = 16 * 1024 * 1024
+"""The largest job log ``read_output`` fetches from the dashboard (it serves logs whole)."""
+
+
 def _tail_bytes(text: str, max_bytes: int) -> str:
     data = text.encode("utf-8", errors="replace")
     if len(data) <= max_bytes:
@@ -608,26 +612,29 @@ class RayExecutor(Executor):
         max_bytes: int = 64_000,
         final: bool = False,
     ) -> OutputChunk:
-        """The job's new log lines (Ray merges stdout and stderr: stream ``"output"``). The
-        dashboard serves a job's log whole, so each read transfers all of it and keeps what follows
-        the cursor (a byte offset): fine for the output of a typical task, costly for one that
-        prints hundreds of megabytes (the tail websocket would avoid that; not used yet). Raises
-        ``ConnectionError`` when the dashboard cannot be reached (the engine tries again later)."""
-        try:
-            response = await self._request("GET", self._job_path(task_ctx) + "/logs")
-        except _Unreachable as exc:
-            raise ConnectionError(
-                f"cannot read the logs of Ray job {task_ctx.generated_name}: {exc}"
-            ) from exc
+        """The job's new log lines (Ray merges stdout and stderr: stream ``"output"``).
+
+        The dashboard serves a job's log whole, so each read transfers all of it and keeps what
+        follows the cursor (a byte offset): fine for the output of a typical task. A log larger
+        than ``MAX_LOG_RESPONSE_BYTES`` is not read at all (the triggerer must not hold it): one line
+        says so and where to see it, and nothing more is copied. Raises ``ConnectionError`` when
+        the dashboard cannot be reached (the engine tries again later)."""
         pos = int((cursor or {}).get("pos", 0))
-        if response.status_code == 404:
-            return OutputChunk((), {"pos": pos})
-        if not response.is_success:
-            raise RuntimeError(
-                f"reading the logs of Ray job {task_ctx.generated_name} failed (HTTP {response.status_code})"
+        if (cursor or {}).get("too_large"):
+            return OutputChunk((), dict(cursor or {}))
+        body = await self._get_capped(self._job_path(task_ctx) + "/logs", MAX_LOG_RESPONSE_BYTES)
+        if body is None:
+            note = (
+                f"[Ray job {task_ctx.generated_name}: its log is over {MAX_LOG_RESPONSE_BYTES:,} bytes, "
+                f"too large to copy here from the dashboard; see {self.get_run_url(task_ctx)}]"
             )
-        body = response.json()
-        logs = body.get("logs") if isinstance(body, dict) else None
+            return OutputChunk((OutputLine("output", note),), {"pos": pos, "too_large": True})
+        if not body:  # no such job (yet): nothing printed
+            return OutputChunk((), {"pos": pos})
+        try:
+            logs = json.loads(body).get("logs")
+        except (ValueError, AttributeError):
+            logs = None
         data = logs.encode("utf-8", errors="replace") if isinstance(logs, str) else b""
         if len(data) < pos:  # not the log we were reading (the job was resubmitted): from the start
             pos = 0
@@ -635,6 +642,38 @@ class RayExecutor(Executor):
         texts, used = split_lines(piece, final=final, full=len(piece) >= max_bytes)
         more = pos + used < len(data) and len(piece) >= max_bytes
         return OutputChunk(tuple(OutputLine("output", t) for t in texts), {"pos": pos + used}, more=more)
+
+    async def _get_capped(self, path: str, cap: int) -> bytes | None:
+        """The body of a GET, ``b""`` for a 404, ``None`` when it is larger than ``cap`` bytes
+        (read no further than that). ``ConnectionError`` for connection trouble and HTTP 5xx,
+        ``RuntimeError`` for another failure status."""
+        if self._client is None:
+            raise RuntimeError("RayExecutor.initialize() was not called")
+        try:
+            async with self._client.stream("GET", path) as response:
+                if response.status_code == 404:
+                    return b""
+                if not response.is_success:
+                    raise (ConnectionError if response.status_code >= 500 else RuntimeError)(
+                        f"the Ray dashboard at {self.address} answered GET {path} "
+                        f"with HTTP {response.status_code}"
+                    )
+                declared = response.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > cap:
+                    return None
+                body = bytearray()
+                async for piece in response.aiter_bytes():
+                    body += piece
+                    if len(body) > cap:
+                        return None
+                return bytes(body)
+        except httpx.TimeoutException as exc:
+            raise ConnectionError(
+                f"the Ray dashboard at {self.address} did not answer GET {path} "
+                f"within {self.request_timeout:g}s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise ConnectionError(f"the Ray dashboard at {self.address} cannot be reached ({exc})") from exc
 
     # -- outputs ---------------------------------------------------------------------------------
 

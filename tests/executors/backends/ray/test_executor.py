@@ -165,6 +165,29 @@ async def test_crash_is_retryable_with_rays_message(
     assert len(message) < 2500  # Ray's 20,000-character log excerpt is tailed
 
 
+async def test_a_job_log_too_large_to_copy_is_said_once_and_never_fetched_again(
+    ray_executor: RayExecutor,
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dashboard serves a job's log whole: one over the cap is not read into the triggerer."""
+    import executors.backends.ray.executor as ray_module
+
+    ctx = make_ctx()
+    template = make_template(["python", "-c", "for i in range(500): print('line', i)"])
+    await start(ray_executor, store, ctx, template)
+    assert (await wait_for(ray_executor, ctx, template)).phase is TaskPhase.SUCCEEDED
+    small = await ray_executor.read_output(ctx, None, final=True)
+    assert [line.text for line in small.lines][-1] == "line 499", small.lines[-3:]
+    monkeypatch.setattr(ray_module, "MAX_LOG_RESPONSE_BYTES", 1_000)  # the log is ~4.4 KB
+    big = await ray_executor.read_output(ctx, None, final=True)
+    assert len(big.lines) == 1 and "too large to copy" in big.lines[0].text, big
+    assert ray_executor.get_run_url(ctx) in big.lines[0].text
+    again = await ray_executor.read_output(ctx, big.cursor, final=True)
+    assert again.lines == () and again.cursor == big.cursor
+
+
 async def test_kill_while_running(
     ray_executor: RayExecutor, ray_head: RayHead, store: DataStore, make_ctx: Callable[..., TaskContext]
 ) -> None:
