@@ -133,6 +133,7 @@ class ExecutionDriver:
         self._on_change = on_change
         self._secrets_loader = secrets_loader
         self.output = output
+        self._next_copy: float | None = None  # loop time of the next copy of the output
         self._inputs: literals_pb2.LiteralMap | None = None  # kept between start attempts
         self._seen: tuple[TaskPhase, int] | None = (
             (task_ctx.phase, task_ctx.phase_version) if accepted else None
@@ -282,8 +283,9 @@ class ExecutionDriver:
             await self._wait(wake, delay)
 
     async def _wait(self, wake: Waker, delay: float) -> None:
-        """Wait ``delay`` s for the next check (or a wake-up), copying the output meanwhile: its
-        own cadence, as a watched execution is checked only every ``watched_interval`` s."""
+        """Wait ``delay`` s for the next check (or a wake-up), copying the output meanwhile on its
+        own cadence, kept across waits: checks may come more often than copies (a short poll
+        interval) or far less often (a watched execution is checked every ``watched_interval`` s)."""
         every = self.policy.output_interval
         output = self.output
         if output is None or output.supported is False or every <= 0 or not self.accepted:
@@ -291,11 +293,15 @@ class ExecutionDriver:
             return
         loop = asyncio.get_running_loop()
         until = loop.time() + delay
-        while (left := until - loop.time()) > 0:
-            if await wake.wait(min(left, every)):
-                return
-            if until - loop.time() > 0.05:  # not just before the check (it copies after a final one)
+        if self._next_copy is None:
+            self._next_copy = loop.time() + every
+        while (now := loop.time()) < until:
+            if self._next_copy <= now:
                 await output.copy(self.ctx)
+                self._next_copy = loop.time() + every
+                continue
+            if await wake.wait(min(until, self._next_copy) - now):
+                return
 
     async def copy_output(self, *, final: bool = False) -> None:
         """Copy the execution's new output (``final``: all that is left), if a copier was given."""

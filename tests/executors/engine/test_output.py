@@ -65,16 +65,28 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
         await asyncio.sleep(0.02)
 
 
-async def test_output_reaches_the_sink_while_a_watched_execution_runs_and_the_rest_at_its_end(
-    local: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+@pytest.mark.parametrize(
+    "policy",
+    [
+        # Checked every 30 s (watched, 20 s poll): only the output's own cadence shows the lines.
+        PollPolicy(interval=20, watched_interval=30, output_interval=0.1, call_timeout=30),
+        # Checked every 0.05 s, copied every 0.3 s: the copy is due across many short waits.
+        PollPolicy(interval=0.05, watched_interval=0.05, output_interval=0.3, jitter=0, call_timeout=30),
+    ],
+    ids=["checks-rarer-than-copies", "checks-more-often-than-copies"],
+)
+async def test_output_reaches_the_sink_while_the_execution_runs_and_the_rest_at_its_end(
+    local: LocalExecutor,
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+    tmp_path: Path,
+    policy: PollPolicy,
 ) -> None:
     release = tmp_path / "release"
     template = python_template(GATED, str(release))
     ctx = make_ctx(node="gated")
     await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
     sink = Lines()
-    # Checked every 30 s (watched, 20 s poll): only the output's own cadence can show the lines.
-    policy = PollPolicy(interval=20, watched_interval=30, output_interval=0.1, call_timeout=30)
     driver = submission.open_driver(
         local, template, DriverSnapshot(ctx), store, policy=policy, output=sink, output_reader="try-1"
     )
