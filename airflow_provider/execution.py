@@ -18,7 +18,7 @@ from flyteidl.core import tasks_pb2
 
 from executors import DataStore, ExecutionDriver, Executor, PollPolicy, TaskContext, TaskPhase, TaskStatus
 from executors.catalog.gate import HIT, CacheOutcome
-from executors.core.output import OutputLine
+from executors.core.output import OutputLines
 from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
 from executors.engine.output import OutputSink
@@ -140,23 +140,16 @@ def output_reader(task_ctx: TaskContext, try_number: int | None = None) -> str:
     return f"try-{number}"
 
 
-LINES_PER_RECORD = 100
-"""Consecutive lines of one stream written as one log record (thousands of lines per copy must not
-mean thousands of records, each a pass through Airflow's log processors on the event loop)."""
-
-
 def output_sink(log: logging.Logger | Any) -> OutputSink:
-    """Writes copied output into a task log, each line tagged with its stream: ``[stdout] ...``."""
+    """Writes copied output into a task log, each line tagged with its stream (``[stdout] ...``),
+    one record per piece (the consecutive lines of a stream in one read): a few string operations
+    and one pass through Airflow's log processors per copy, however many lines it holds."""
 
-    def write(lines: Sequence[OutputLine]) -> None:
-        batch: list[str] = []
-        for i, line in enumerate(lines):
-            batch.append(f"[{line.stream}] {line.text}")
-            following = lines[i + 1] if i + 1 < len(lines) else None
-            if following is None or following.stream != line.stream or len(batch) >= LINES_PER_RECORD:
-                # One level for both: stderr is where most programs log, warnings or not.
-                log.info("%s", "\n".join(batch))
-                batch = []
+    def write(pieces: Sequence[OutputLines]) -> None:
+        for piece in pieces:
+            prefix = f"[{piece.stream}] "
+            # One level for both streams: stderr is where most programs log, warnings or not.
+            log.info("%s", prefix + piece.text.replace("\n", "\n" + prefix))
 
     return write
 

@@ -29,7 +29,7 @@ from flyteidl.core import identifier_pb2
 from executors.core.context import TaskContext, TaskExecutionID
 from executors.core.errors import ExecutorsError
 from executors.core.interface import ExecutorInitializationParameters
-from executors.core.output import OutputLine
+from executors.core.output import OutputLines
 from executors.core.phase import TaskPhase
 from executors.data.storage import DataStore, join
 from executors.data.task_template import build_task_template, load_task_template
@@ -132,9 +132,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     policy = PollPolicy(interval=args.poll_interval)
 
-    def print_output(lines: Sequence[OutputLine]) -> None:
-        for line in lines:
-            print(f"[{ctx.generated_name}] [{line.stream}] {line.text}", file=sys.stderr)
+    def print_output(pieces: Sequence[OutputLines]) -> None:
+        for piece in pieces:
+            prefix = f"[{ctx.generated_name}] [{piece.stream}] "
+            print(prefix + piece.text.replace("\n", "\n" + prefix), file=sys.stderr)
 
     driver = submission.open_driver(
         executor,

@@ -1,10 +1,14 @@
-"""What an execution printed, read a piece at a time: :class:`OutputChunk` and its lines.
+"""What an execution printed, read a piece at a time: :class:`OutputChunk` and its pieces.
 
 An executor that can read its executions' output incrementally implements
 :meth:`executors.core.interface.Executor.read_output`: each call returns the complete lines printed
 since ``cursor`` (at most about ``max_bytes`` of them) and the cursor to pass next time. The cursor
 is the executor's own JSON-safe mapping; the engine keeps it with the execution
 (:mod:`executors.engine.output`) so that a restarted process goes on where the last one stopped.
+
+Lines travel in blocks (:class:`OutputLines`: consecutive lines of one stream, one string), never
+one object per line: a triggerer copying the output of thousands of executions handles them with
+a few string operations per block, whatever the number of lines.
 
 Contract of a read:
 
@@ -26,29 +30,41 @@ from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
-class OutputLine:
-    """One line an execution printed, without its line ending."""
+class OutputLines:
+    """Consecutive lines an execution printed to one stream."""
 
     stream: str
-    """Where it was printed: ``"stdout"``, ``"stderr"``, or ``"output"`` for a backend that merges
-    the two."""
+    """Where they were printed: ``"stdout"``, ``"stderr"``, ``"output"`` for a backend that merges
+    the two, ``"note"`` for what the engine says about the copy itself."""
     text: str
+    """The lines, joined by ``"\\n"``, without a final line ending (``"\\r\\n"`` is ``"\\n"``)."""
+
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def count(self) -> int:
+        return self.text.count("\n") + 1
 
 
 @dataclasses.dataclass(frozen=True)
 class OutputChunk:
     """The lines printed since a cursor, and the cursor that follows them."""
 
-    lines: tuple[OutputLine, ...]
+    pieces: tuple[OutputLines, ...]
     cursor: Mapping[str, Any]
     """JSON-safe; hand it to the next :meth:`~executors.core.interface.Executor.read_output`."""
     more: bool = False
     """Whether more output was already there than ``max_bytes`` allowed: read again at once."""
 
+    def lines(self) -> list[tuple[str, str]]:
+        """Every line, as ``(stream, text)`` (for tests and small consumers)."""
+        return [(piece.stream, line) for piece in self.pieces for line in piece.lines()]
 
-def split_lines(data: bytes, *, final: bool, full: bool) -> tuple[list[str], int]:
-    """The complete lines in ``data`` (decoded as UTF-8, invalid bytes replaced, ``\\r\\n`` and
-    ``\\n`` endings removed) and how many bytes they took.
+
+def split_lines(data: bytes, *, final: bool, full: bool) -> tuple[str | None, int]:
+    """The complete lines in ``data`` as one string (decoded as UTF-8, invalid bytes replaced,
+    line endings between them ``"\\n"``, none at the end; ``None`` when there is no complete line)
+    and how many bytes they took.
 
     A trailing piece without a newline is left out (its bytes are not counted, so the next read
     starts with it) unless ``final`` or ``full`` (``data`` filled the whole read: a line that long
@@ -58,9 +74,8 @@ def split_lines(data: bytes, *, final: bool, full: bool) -> tuple[list[str], int
     if end == 0 and full:
         end = len(data)
     if end == 0:
-        return [], 0
-    text = data[:end].decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines], end
+        return None, 0
+    text = data[:end].decode("utf-8", errors="replace").replace("\r\n", "\n")
+    if text.endswith("\n"):
+        text = text[:-1]
+    return text, end

@@ -18,7 +18,7 @@ import os
 import sys
 import urllib.parse
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 import fsspec
@@ -218,6 +218,31 @@ class DataStore:
             raise
         except Exception as exc:
             raise DataStoreError(reference, f"write failed: {type(exc).__name__}: {exc}") from exc
+
+    async def write_many(self, items: Sequence[tuple[str, bytes]]) -> list[DataStoreError | None]:
+        """Write many small objects at once: the local ones in one thread (one hop off the event
+        loop for all of them, not one each), the others concurrently. Returns, per item, ``None``
+        or the error that write met (never raises for one of them)."""
+        results: list[DataStoreError | None] = [None] * len(items)
+        local = [i for i, (reference, _) in enumerate(items) if is_local(reference)]
+
+        def write_local() -> None:
+            for i in local:
+                reference, data = items[i]
+                try:
+                    self._write_sync(reference, data)
+                except Exception as exc:
+                    results[i] = DataStoreError(reference, f"write failed: {type(exc).__name__}: {exc}")
+
+        async def write_other(i: int) -> None:
+            try:
+                await self.write_bytes(*items[i])
+            except DataStoreError as exc:
+                results[i] = exc
+
+        others = [write_other(i) for i in range(len(items)) if i not in set(local)]
+        await asyncio.gather(asyncio.to_thread(write_local) if local else asyncio.sleep(0), *others)
+        return results
 
     def _write_sync(self, reference: str, data: bytes) -> None:
         if is_local(reference):

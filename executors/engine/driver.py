@@ -270,6 +270,15 @@ class ExecutionDriver:
             waking.unregister(token)
 
     async def _run(self, wake: Waker, deadline: dt.datetime | None, logger: Logger | None) -> TaskStatus:
+        try:
+            return await self._loop(wake, deadline, logger)
+        except asyncio.CancelledError:
+            # Stopped from outside (a triggerer shutting down): the next process goes on from here.
+            if self.output is not None:
+                await asyncio.shield(self.output.flush(self.ctx))
+            raise
+
+    async def _loop(self, wake: Waker, deadline: dt.datetime | None, logger: Logger | None) -> TaskStatus:
         while True:
             if deadline is not None and dt.datetime.now(dt.UTC) >= deadline:
                 return await self._time_out(deadline, logger)
@@ -294,11 +303,11 @@ class ExecutionDriver:
         loop = asyncio.get_running_loop()
         until = loop.time() + delay
         if self._next_copy is None:
-            self._next_copy = loop.time() + every
+            self._next_copy = loop.time() + self.policy.output_delay()
         while (now := loop.time()) < until:
             if self._next_copy <= now:
                 await output.copy(self.ctx)
-                self._next_copy = loop.time() + every
+                self._next_copy = loop.time() + self.policy.output_delay()
                 continue
             if await wake.wait(min(until, self._next_copy) - now):
                 return

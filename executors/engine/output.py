@@ -7,8 +7,11 @@ copy asks the executor for the lines printed since the cursor
 (:meth:`~executors.core.interface.Executor.read_output`), hands them to the sink, then keeps the
 new cursor in ``cursor_file`` (a small JSON file in the execution's folder), so that a process
 that resumes the execution (a restarted triggerer) goes on from there: no line is copied twice,
-none is skipped. One exception: a process killed between handing lines to the sink and writing the
-cursor copies those lines again (at most one copy's worth).
+none is skipped. The file is written at most every ``save_every`` seconds (a write per copy of
+thousands of executions costs the triggerer more than the copies), at the end, and when the copy
+is stopped (:meth:`OutputCopier.flush`: the driver calls it when it is cancelled, as a triggerer
+that shuts down cancels its triggers). So only a process killed outright (SIGKILL, a crash)
+copies again what it copied in its last ``save_every`` seconds; nothing is ever skipped.
 
 Bounded: one copy reads at most ``max_bytes`` (four reads of it when the executor says more is
 waiting), the final one at most ``final_max_bytes``; beyond that a line says what was left out
@@ -18,22 +21,27 @@ again at the next interval; the task is never failed over its output.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 import logging
+import math
+import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from executors.core.context import TaskContext
-from executors.core.errors import DataNotFoundError
+from executors.core.errors import DataNotFoundError, DataStoreError
 from executors.core.interface import Executor
-from executors.core.output import OutputLine
+from executors.core.output import OutputLines
 from executors.data.storage import DataStore
 from executors.engine.watchdog import call_with_limit
 
 _log = logging.getLogger(__name__)
 
-OutputSink = Callable[[Sequence[OutputLine]], None]
+OutputSink = Callable[[Sequence[OutputLines]], None]
 """Where copied lines go (the Airflow task log, the CLI's stderr). Called on the event loop."""
 
 BURST = 4
@@ -41,6 +49,73 @@ BURST = 4
 
 CURSOR_MAX_BYTES = 64 * 1024
 """The largest cursor file read back: the task can write into its folder."""
+
+
+class _CursorWrites:
+    """The cursor writes of one event loop, made together: a write is queued, and a moment later
+    every queued write goes in one :meth:`DataStore.write_many` per store (one thread hop for all
+    the local ones). Thousands of copiers each writing their own cursor would cost a thread hop
+    apiece."""
+
+    GATHER_SECONDS = 0.2
+
+    def __init__(self) -> None:
+        self._queued: dict[str, tuple[DataStore, bytes, asyncio.Future[DataStoreError | None]]] = {}
+        self._flush: asyncio.Task[None] | None = None
+
+    def put(self, store: DataStore, reference: str, data: bytes) -> asyncio.Future[DataStoreError | None]:
+        """Queue a write (a later one of the same file replaces it); the future says how it went."""
+        loop = asyncio.get_running_loop()
+        earlier = self._queued.get(reference)
+        if earlier is not None and not earlier[2].done():
+            earlier[2].set_result(None)  # superseded: what it would have written is older
+        future: asyncio.Future[DataStoreError | None] = loop.create_future()
+        self._queued[reference] = (store, data, future)
+        if self._flush is None:
+            self._flush = loop.create_task(self._write_queued(), name="output cursor writes")
+        return future
+
+    async def _write_queued(self) -> None:
+        try:
+            await asyncio.sleep(self.GATHER_SECONDS)
+        finally:  # written even when the loop's tasks are being cancelled (a triggerer stopping)
+            self._flush = None
+            queued, self._queued = self._queued, {}
+            by_store: dict[int, list[tuple[str, tuple[DataStore, bytes, asyncio.Future[Any]]]]] = {}
+            for reference, entry in queued.items():
+                by_store.setdefault(id(entry[0]), []).append((reference, entry))
+            for entries in by_store.values():
+                store = entries[0][1][0]
+                try:
+                    results = await store.write_many([(ref, entry[1]) for ref, entry in entries])
+                except BaseException as exc:  # cancelled meanwhile: say so to whoever waits
+                    for _, entry in entries:
+                        if not entry[2].done():
+                            entry[2].set_exception(exc)
+                    raise
+                for (_, entry), result in zip(entries, results, strict=True):
+                    if not entry[2].done():
+                        entry[2].set_result(result)
+
+
+_writes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _CursorWrites] = weakref.WeakKeyDictionary()
+
+
+def _cursor_writes() -> _CursorWrites:
+    loop = asyncio.get_running_loop()
+    writes = _writes.get(loop)
+    if writes is None:
+        writes = _writes[loop] = _CursorWrites()
+    return writes
+
+
+def reads_output(executor: Executor) -> bool:
+    """Whether ``executor`` (or the executor a wrapper such as the catalog gate holds as
+    ``inner``) implements ``read_output``: without it there is nothing to ask, or to load."""
+    inner = getattr(executor, "inner", None)
+    if isinstance(inner, Executor):
+        return reads_output(inner)
+    return type(executor).read_output is not Executor.read_output
 
 
 class OutputCopier:
@@ -61,6 +136,7 @@ class OutputCopier:
         max_bytes: int = 64_000,
         final_max_bytes: int = 1_000_000,
         call_timeout: float = 120.0,
+        save_every: float = 30.0,
         log: Any = None,
     ) -> None:
         if cursor_file is not None and store is None:
@@ -69,14 +145,18 @@ class OutputCopier:
         self.max_bytes = max_bytes
         self.final_max_bytes = final_max_bytes
         self.call_timeout = call_timeout
+        self.save_every = save_every
         self._sink = sink
         self._store = store
         self._cursor_file = cursor_file
         self._log = log or _log
         self._cursor: dict[str, Any] | None = None
         self._loaded = cursor_file is None
+        self._unsaved = False
+        self._saved_at = -math.inf
+        self._writing: asyncio.Future[DataStoreError | None] | None = None
         self._warned = False
-        self.supported: bool | None = None
+        self.supported: bool | None = None if reads_output(executor) else False
         """Whether the executor reads output incrementally (``None``: not asked yet)."""
         self.copied_lines = 0
 
@@ -108,21 +188,23 @@ class OutputCopier:
                 self.supported = False
                 return
             self.supported = True
-            if chunk.lines:
-                self._sink(chunk.lines)
-                self.copied_lines += len(chunk.lines)
-                used += sum(len(line.text) + 1 for line in chunk.lines)
+            if chunk.pieces:
+                self._sink(chunk.pieces)
+                self.copied_lines += sum(piece.count() for piece in chunk.pieces)
+                used += sum(len(piece.text) + 1 for piece in chunk.pieces)
             new_cursor = dict(chunk.cursor)
             if new_cursor != self._cursor:
                 self._cursor = new_cursor
-                await self._save(task_ctx)
+                self._unsaved = True
             more = chunk.more
-            if not more or not chunk.lines:
+            if not more or not chunk.pieces:
                 break
+        if self._unsaved and (final or time.monotonic() - self._saved_at >= self.save_every):
+            await self.flush(task_ctx, wait=final)
         if final and more:
             self._sink(
                 [
-                    OutputLine(
+                    OutputLines(
                         "note",
                         f"[more output than {self.final_max_bytes:,} bytes was left when "
                         f"{task_ctx.generated_name} ended; the execution's own logs keep it]",
@@ -149,14 +231,27 @@ class OutputCopier:
             )
             return None
 
-    async def _save(self, task_ctx: TaskContext) -> None:
-        if self._store is None or self._cursor_file is None:
+    async def flush(self, task_ctx: TaskContext, *, wait: bool = True) -> None:
+        """Write where the copy stands if that changed since the last write, and (``wait``) see it
+        on disk, a write already queued included; without ``wait`` it goes with the other
+        copiers' writes a moment later. Never raises."""
+        what = f"cannot keep where the copy of {task_ctx.generated_name}'s output stopped"
+        if self._unsaved and self._store is not None and self._cursor_file is not None:
+            self._unsaved = False
+            self._saved_at = time.monotonic()
+            record = {"executor": self.executor.get_id(), "cursor": self._cursor}
+            self._writing = _cursor_writes().put(self._store, self._cursor_file, json.dumps(record).encode())
+            self._writing.add_done_callback(lambda done: self._written(done, what))
+        if wait and self._writing is not None and not self._writing.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writing)  # its outcome is said by _written
+
+    def _written(self, done: asyncio.Future[DataStoreError | None], what: str) -> None:
+        if done.cancelled():
             return
-        record = {"executor": self.executor.get_id(), "cursor": self._cursor}
-        try:
-            await self._store.write_bytes(self._cursor_file, json.dumps(record).encode())
-        except Exception as exc:
-            self._warn(f"cannot keep where the copy of {task_ctx.generated_name}'s output stopped", exc)
+        error = done.exception() or done.result()
+        if error is not None:
+            self._warn(what, error)
 
     def _warn(self, what: str, exc: BaseException) -> None:
         if self._warned:  # once per execution: a backend that is down would repeat it every poll

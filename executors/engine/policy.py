@@ -46,6 +46,12 @@ class PollPolicy:
             base = max(self.interval, self.watched_interval)
         return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
 
+    def output_delay(self) -> float:
+        """Seconds until the next copy of a running execution's output (``output_interval``,
+        jittered like the checks: thousands of executions started together must not copy in lock
+        step)."""
+        return max(0.0, self.output_interval * random.uniform(1 - self.jitter, 1 + self.jitter))
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

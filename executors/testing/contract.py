@@ -506,7 +506,7 @@ class ExecutorContract:
             while first not in early:  # the contract's deadline bounds this
                 chunk = await contract.executor.read_output(ctx, cursor)
                 assert chunk is not None, "read_output returned None: list this check in skipped_checks"
-                early += [line.text for line in chunk.lines]
+                early += [text for _, text in chunk.lines()]
                 cursor = chunk.cursor
                 if first not in early:
                     await asyncio.sleep(0.2)
@@ -518,7 +518,7 @@ class ExecutorContract:
             for _ in range(50):  # logs may reach the backend a little after the end
                 chunk = await contract.executor.read_output(ctx, cursor, final=True)
                 assert chunk is not None
-                late += [line.text for line in chunk.lines]
+                late += [text for _, text in chunk.lines()]
                 cursor = chunk.cursor
                 if last in late:
                     break
@@ -527,4 +527,4 @@ class ExecutorContract:
             assert second in late and last in late, late
             assert late.index(second) < late.index(last), late
             again = await contract.executor.read_output(ctx, cursor, final=True)
-            assert again is not None and not again.lines, again
+            assert again is not None and not again.pieces, again

@@ -70,9 +70,10 @@ def test_output_shows_while_the_task_runs_and_survives_a_triggerer_restart(
     assert sorted(set(got)) == printed, "a line printed by the task is missing from the task log"
     first_seen = sorted(set(got), key=got.index)
     assert first_seen == printed, "lines out of order"
-    # A SIGKILL between writing lines to the log and keeping the cursor repeats at most that copy.
+    # Where the copy stands is written at most every 30 s: a SIGKILL repeats at most the lines
+    # copied in the 30 s before it (100 ticks at one per 0.3 s, plus the copy in flight).
     repeats = len(got) - len(set(got))
-    assert repeats <= 20, f"{repeats} lines copied twice"
+    assert repeats <= 120, f"{repeats} lines copied twice"
     assert any(line == "[stdout] released" for m in messages for line in m.split("\n"))
     assert not any(m.startswith("output of ") for m in messages), "the output was dumped again at the end"
     print(f"[e2e] {len(printed)} lines printed, all in the task log, {repeats} repeated across the SIGKILL")

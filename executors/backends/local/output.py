@@ -19,7 +19,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from executors.core.output import OutputChunk, OutputLine, split_lines
+from executors.core.output import OutputChunk, OutputLines, split_lines
 from executors.data.task_files import RefusedDataError, open_task_file
 
 ROTATED_AWAY = (
@@ -82,8 +82,8 @@ class _Stream:
             at["refused"] = self.refused
         return at
 
-    def read(self, budget: int, final: bool) -> list[OutputLine]:
-        lines: list[OutputLine] = []
+    def read(self, budget: int, final: bool) -> list[OutputLines]:
+        lines: list[OutputLines] = []
         current = self._open(self.path, lines)
         if current is None:
             return lines
@@ -97,7 +97,7 @@ class _Stream:
                     try:
                         if not self._is_ours(older):
                             lines.append(
-                                OutputLine(self.name, ROTATED_AWAY.format(name=os.path.basename(self.path)))
+                                OutputLines(self.name, ROTATED_AWAY.format(name=os.path.basename(self.path)))
                             )
                             self.pos = 0
                         more, used, at_end = self._read(older, budget, True)
@@ -114,13 +114,13 @@ class _Stream:
             os.close(current)
         return lines
 
-    def _open(self, path: str, notes: list[OutputLine]) -> int | None:
+    def _open(self, path: str, notes: list[OutputLines]) -> int | None:
         try:
             return open_task_file(path, within=self.within)
         except RefusedDataError as exc:
             if self.refused != str(exc):  # said once, not at every read
                 self.refused = str(exc)
-                notes.append(OutputLine(self.name, f"[output not shown: {exc}]"))
+                notes.append(OutputLines(self.name, f"[output not shown: {exc}]"))
             return None
         except OSError:
             return None
@@ -130,7 +130,7 @@ class _Stream:
             return False
         return os.pread(fd, len(self.head) // 2, 0).hex() == self.head
 
-    def _read(self, fd: int, budget: int, final: bool) -> tuple[list[OutputLine], int, bool]:
+    def _read(self, fd: int, budget: int, final: bool) -> tuple[list[OutputLines], int, bool]:
         """New lines from ``self.pos``: (lines, bytes used, whether the file's end was reached)."""
         info = os.fstat(fd)
         if self.ino is None:
@@ -143,12 +143,12 @@ class _Stream:
         data = os.pread(fd, budget, self.pos)
         full = len(data) >= budget
         # A last line without a newline is complete only at the end of a file nobody writes to.
-        texts, used = split_lines(data, final=final and self.pos + len(data) >= info.st_size, full=full)
+        text, used = split_lines(data, final=final and self.pos + len(data) >= info.st_size, full=full)
         self.pos += used
         at_end = self.pos >= info.st_size and not full
         if not at_end:
             self.more = True
-        return [OutputLine(self.name, text) for text in texts], used, at_end
+        return ([] if text is None else [OutputLines(self.name, text)]), used, at_end
 
 
 def read_new_output(
@@ -157,7 +157,7 @@ def read_new_output(
     """The new lines of each stream's log (stdout's before stderr's), at most ``max_bytes`` in all
     (blocking: call it in a thread)."""
     budget = max(1, max_bytes // len(paths))
-    lines: list[OutputLine] = []
+    lines: list[OutputLines] = []
     new_cursor: dict[str, Any] = {}
     more = False
     for name, path in paths.items():

@@ -63,7 +63,7 @@ from executors.backends.container import (
 from executors.backends.outputs import OutputsResolver
 from executors.core.context import TaskContext
 from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
-from executors.core.output import OutputChunk, OutputLine, split_lines
+from executors.core.output import OutputChunk, OutputLines, split_lines
 from executors.core.phase import TaskPhase
 from executors.core.resources import merged_resources, resource_value
 from executors.core.status import (
@@ -628,7 +628,7 @@ class RayExecutor(Executor):
                 f"[Ray job {task_ctx.generated_name}: its log is over {MAX_LOG_RESPONSE_BYTES:,} bytes, "
                 f"too large to copy here from the dashboard; see {self.get_run_url(task_ctx)}]"
             )
-            return OutputChunk((OutputLine("output", note),), {"pos": pos, "too_large": True})
+            return OutputChunk((OutputLines("output", note),), {"pos": pos, "too_large": True})
         if not body:  # no such job (yet): nothing printed
             return OutputChunk((), {"pos": pos})
         try:
@@ -639,9 +639,10 @@ class RayExecutor(Executor):
         if len(data) < pos:  # not the log we were reading (the job was resubmitted): from the start
             pos = 0
         piece = data[pos : pos + max_bytes]
-        texts, used = split_lines(piece, final=final, full=len(piece) >= max_bytes)
+        text, used = split_lines(piece, final=final, full=len(piece) >= max_bytes)
         more = pos + used < len(data) and len(piece) >= max_bytes
-        return OutputChunk(tuple(OutputLine("output", t) for t in texts), {"pos": pos + used}, more=more)
+        pieces = () if text is None else (OutputLines("output", text),)
+        return OutputChunk(pieces, {"pos": pos + used}, more=more)
 
     async def _get_capped(self, path: str, cap: int) -> bytes | None:
         """The body of a GET, ``b""`` for a 404, ``None`` when it is larger than ``cap`` bytes

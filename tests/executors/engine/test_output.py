@@ -21,7 +21,7 @@ from executors import (
     TaskPhase,
 )
 from executors.backends.local import LocalExecutor
-from executors.core.output import OutputChunk, OutputLine
+from executors.core.output import OutputChunk, OutputLines
 from executors.engine import submission
 from executors.engine.driver import DriverSnapshot
 from executors.engine.output import OutputCopier
@@ -53,8 +53,8 @@ class Lines:
     def __init__(self) -> None:
         self.got: list[str] = []
 
-    def __call__(self, lines: Sequence[OutputLine]) -> None:
-        self.got += [f"{line.stream}:{line.text}" for line in lines]
+    def __call__(self, pieces: Sequence[OutputLines]) -> None:
+        self.got += [f"{piece.stream}:{line}" for piece in pieces for line in piece.lines()]
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
@@ -118,6 +118,7 @@ async def test_a_second_process_goes_on_from_the_cursor_without_repeating_a_line
         lambda: Path(local.log_paths(ctx)[1]).exists() and Path(local.log_paths(ctx)[1]).stat().st_size > 0
     )
     await before.copy(ctx)
+    await before.flush(ctx)  # what a stopping trigger does (a copy only queues the write)
     assert first.got == ["stdout:first line", "stderr:to stderr"]
     release.touch()
     while not (await local.check_task_status(ctx, template)).phase.is_final_for_execution():
@@ -183,3 +184,34 @@ async def test_the_final_copy_is_bounded_and_says_what_it_left(
     assert sink.got[0] == "stdout:line 00000"
     assert 4_000 < len(sink.got) < 5_000  # ~50 KB of 11-byte lines
     assert "more output than 50,000 bytes was left" in sink.got[-1]
+
+
+async def test_a_cancelled_driver_keeps_where_its_copy_stood(
+    local: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    """The cursor is written at most every save_every s, and once more when the driver is
+    cancelled (a triggerer shutting down): the next process repeats nothing."""
+    release = tmp_path / "release"
+    script = "import os, sys, time\nprint('a', flush=True)\ntime.sleep(0.5)\nprint('b', flush=True)\n"
+    script += "while not os.path.exists(sys.argv[1]): time.sleep(0.02)\n"
+    template = python_template(script, str(release))
+    ctx = make_ctx(node="cancelled")
+    await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
+    sink = Lines()
+    policy = PollPolicy(interval=20, watched_interval=30, output_interval=0.1, call_timeout=30)
+    driver = submission.open_driver(
+        local, template, DriverSnapshot(ctx), store, policy=policy, output=sink, output_reader="try-1"
+    )
+    run = asyncio.create_task(driver.run())
+    try:
+        await wait_for(lambda: sink.got == ["stdout:a", "stdout:b"])
+    finally:
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+    later = Lines()
+    copier = OutputCopier(local, later, store=store, cursor_file=submission.output_cursor_file(ctx, "try-1"))
+    await copier.copy(ctx)
+    assert later.got == [], "a line copied before the cancel came again"
+    release.touch()
+    await local.kill_task(ctx, "test over")

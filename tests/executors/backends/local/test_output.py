@@ -35,7 +35,7 @@ def read(folder: Path, cursor: Any, max_bytes: int = 64_000, final: bool = False
 
 
 def texts(chunk: OutputChunk) -> list[str]:
-    return [f"{line.stream}:{line.text}" for line in chunk.lines]
+    return [f"{stream}:{text}" for stream, text in chunk.lines()]
 
 
 def append(path: Path, text: str) -> None:
@@ -66,8 +66,8 @@ def test_a_read_is_bounded_and_says_more_is_waiting(folder: Path) -> None:
     cursor = None
     for _ in range(100):
         chunk = read(folder, cursor, max_bytes=2_000)
-        assert sum(len(t) + 1 for t in texts(chunk)) <= 2_000 + 7 * len(chunk.lines)
-        seen += [line.text for line in chunk.lines]
+        assert sum(len(piece.text) + 1 for piece in chunk.pieces) <= 2_000
+        seen += [text for _, text in chunk.lines()]
         cursor = chunk.cursor
         if not chunk.more:
             break
@@ -111,9 +111,10 @@ def test_a_fifo_or_a_symlink_out_is_never_read_and_said_once(folder: Path, tmp_p
     secret.write_text("do not show\n")
     os.symlink(secret, folder / "logs" / "stderr.log")
     first = read(folder, None)
-    assert len(first.lines) == 2, texts(first)
-    assert "not a regular file" in first.lines[0].text and "FIFO" in first.lines[0].text.upper()
-    assert "symlink out of the execution folder" in first.lines[1].text
+    notes = [text for _, text in first.lines()]
+    assert len(notes) == 2, notes
+    assert "not a regular file" in notes[0] and "FIFO" in notes[0].upper()
+    assert "symlink out of the execution folder" in notes[1]
     assert "do not show" not in " ".join(texts(first))
     assert texts(read(folder, first.cursor)) == []  # said once, not at every poll
 

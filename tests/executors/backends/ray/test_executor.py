@@ -179,13 +179,14 @@ async def test_a_job_log_too_large_to_copy_is_said_once_and_never_fetched_again(
     await start(ray_executor, store, ctx, template)
     assert (await wait_for(ray_executor, ctx, template)).phase is TaskPhase.SUCCEEDED
     small = await ray_executor.read_output(ctx, None, final=True)
-    assert [line.text for line in small.lines][-1] == "line 499", small.lines[-3:]
+    assert small.lines()[-1] == ("output", "line 499"), small.lines()[-3:]
     monkeypatch.setattr(ray_module, "MAX_LOG_RESPONSE_BYTES", 1_000)  # the log is ~4.4 KB
     big = await ray_executor.read_output(ctx, None, final=True)
-    assert len(big.lines) == 1 and "too large to copy" in big.lines[0].text, big
-    assert ray_executor.get_run_url(ctx) in big.lines[0].text
+    (_, note), *rest = big.lines()
+    assert not rest and "too large to copy" in note, big
+    assert str(ray_executor.get_run_url(ctx)) in note
     again = await ray_executor.read_output(ctx, big.cursor, final=True)
-    assert again.lines == () and again.cursor == big.cursor
+    assert again.pieces == () and again.cursor == big.cursor
 
 
 async def test_kill_while_running(
