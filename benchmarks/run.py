@@ -38,6 +38,7 @@ BENCHMARKS: list[tuple[str, int, str]] = [
     ("trigger_capacity", 1800, "main"),
     ("deferrable_vs_blocking", 1200, "main"),
     ("local_admission", 600, "main"),
+    ("output_memory", 300, "main"),
 ]
 
 

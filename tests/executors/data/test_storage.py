@@ -71,6 +71,21 @@ async def test_protobuf_round_trip_on_every_store(store: DataStore, base_url: st
     assert await store.read_protobuf(ref, literals_pb2.LiteralMap) == sample()
 
 
+async def test_write_many_writes_each_and_reports_each_failure_alone(
+    store: DataStore, base_url: str, tmp_path: Any
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    items = [(f"{base_url}/many/{i}.json", f"{i}".encode()) for i in range(5)]
+    items.insert(2, (str(blocker / "under-a-file.json"), b"x"))  # local, and cannot be written
+    results = await store.write_many(items)
+    assert [r is None for r in results] == [True, True, False, True, True, True]
+    failed = results[2]
+    assert isinstance(failed, DataStoreError) and "under-a-file.json" in str(failed)
+    for reference, data in items[:2] + items[3:]:
+        assert await store.read_bytes(reference) == data
+
+
 async def test_missing_reference_is_not_found_naming_it(store: DataStore, base_url: str) -> None:
     ref = join(base_url, "nope.pb")
     assert not await store.exists(ref)
