@@ -141,6 +141,32 @@ def test_the_start_line_names_executor_execution_folder_and_command(
     assert line.endswith(" '{{.input}}' '{{.outputPrefix}}' '{{.taskTemplatePath}}'"), line
 
 
+def test_a_worker_copies_the_output_into_the_task_log_while_the_task_runs(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """deferrable=False: the worker's driver copies each new line as it comes ([stdout] / [stderr]),
+    the last one at the end, and nothing is dumped again after."""
+    monkeypatch.setenv("AIRFLOW__PROVIDER_EXECUTORS__OUTPUT_INTERVAL", "0.2")
+    script = (
+        "import sys, time\nprint('early line', flush=True)\nprint('to stderr', file=sys.stderr, flush=True)\n"
+        "time.sleep(1.5)\nprint('late line')\n"
+    )
+    op = ExecutorOperator(
+        task_id="chatty", command=["python", "-c", script], data_dir=str(tmp_path / "data"),
+        poll_interval=0.1, deferrable=False,
+    )  # fmt: skip
+    op.execute(context_for(op))  # type: ignore[arg-type]
+    out = capfd.readouterr()
+    text = out.out + out.err  # the task logger (structlog) writes there
+    records = [chunk.split(" [airflow.task")[0].strip() for chunk in text.split("[info     ] ")[1:]]
+    assert "[stdout] early line" in records and "[stderr] to stderr" in records, records
+    assert "[stdout] late line" in records
+    # Copied while it ran: before the log line of its end.
+    ended = next(i for i, r in enumerate(records) if " is SUCCEEDED" in r)
+    assert records.index("[stdout] early line") < ended < records.index("[stdout] late line"), records
+    assert not any(r.startswith("output of ") for r in records), "the output was dumped again"
+
+
 def test_deferrable_defers_then_completes_from_the_trigger_event(tmp_path: Path) -> None:
     op = shout_operator(tmp_path, deferrable=True, timeout=dt.timedelta(minutes=10))
     context = context_for(op)
