@@ -199,8 +199,10 @@ class OutputCopier:
             more = chunk.more
             if not more or not chunk.pieces:
                 break
-        if self._unsaved and (final or time.monotonic() - self._saved_at >= self.save_every):
-            await self.flush(task_ctx, wait=final)
+        if final:  # on disk before anyone reads it again (the end of the task reads it at once)
+            await self.flush(task_ctx)
+        elif self._unsaved and time.monotonic() - self._saved_at >= self.save_every:
+            await self.flush(task_ctx, wait=False)
         if final and more:
             self._sink(
                 [

@@ -101,3 +101,5 @@ def test_output_printed_until_a_user_marks_the_task_failed_stays_in_its_log(
         return len(set(ticks(log_of(airflow_stack, run_id)))) == len(printed)
 
     wait_until(all_copied, 20, "the output printed until the kill in the task log")
+    got = ticks(log_of(airflow_stack, run_id))
+    assert len(got) == len(set(got)), f"lines copied twice: {sorted(t for t in set(got) if got.count(t) > 1)}"
