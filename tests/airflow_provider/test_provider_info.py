@@ -80,6 +80,14 @@ def test_declared_config_matches_the_options_read(info: dict[str, Any]) -> None:
         assert "{" not in option["default"]  # Airflow str.format()s provider defaults
 
 
+def test_the_providers_page_links_to_the_documentation() -> None:
+    """The UI's Providers page shows the distribution's ``Project-URL: Documentation``."""
+    from airflow.providers_manager import ProvidersManager
+
+    info = ProvidersManager().providers[DISTRIBUTION]
+    assert info.data["documentation-url"] == "https://pypi.org/project/airflow-provider-executors/"
+
+
 def test_airflow_providers_list_shows_the_provider() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DAG_PROCESSOR__")}
     result = subprocess.run(

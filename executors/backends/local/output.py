@@ -140,12 +140,14 @@ class _Stream:
             self.head = os.pread(fd, HEAD_BYTES, 0).hex()  # the file was shorter than HEAD_BYTES
         if info.st_size < self.pos:  # truncated in place: start again
             self.pos = 0
-        data = os.pread(fd, budget, self.pos)
+        start = self.pos
+        data = os.pread(fd, budget, start)
         full = len(data) >= budget
+        reached = start + len(data) >= info.st_size  # a line still being written counts as read
         # A last line without a newline is complete only at the end of a file nobody writes to.
-        text, used = split_lines(data, final=final and self.pos + len(data) >= info.st_size, full=full)
-        self.pos += used
-        at_end = self.pos >= info.st_size and not full
+        text, used = split_lines(data, final=final and reached, full=full)
+        self.pos = start + used
+        at_end = reached and not full
         if not at_end:
             self.more = True
         return ([] if text is None else [OutputLines(self.name, text)]), used, at_end

@@ -98,6 +98,7 @@ async def test_output_reaches_the_sink_while_the_execution_runs_and_the_rest_at_
         final = await asyncio.wait_for(run, 20)  # the exit watch wakes the driver
     finally:
         run.cancel()
+        await local.kill_task(ctx, "test over")  # a failed check leaves no process behind
     assert final.phase is TaskPhase.SUCCEEDED, final
     assert sink.got == ["stdout:first line", "stderr:to stderr", "stdout:last line, no newline"]
     assert Path(submission.output_cursor_file(ctx, "try-1")).exists()
@@ -111,6 +112,15 @@ async def test_a_second_process_goes_on_from_the_cursor_without_repeating_a_line
     ctx = make_ctx(node="two-readers")
     await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
     await local.start_task(ctx, template, literals_pb2.LiteralMap())
+    try:
+        await _two_readers(local, store, ctx, template, release)
+    finally:
+        await local.kill_task(ctx, "test over")  # a failed check leaves no process behind
+
+
+async def _two_readers(
+    local: LocalExecutor, store: DataStore, ctx: TaskContext, template: Any, release: Path
+) -> None:
     cursor_file = submission.output_cursor_file(ctx, "try-1")
     first, second, other_try = Lines(), Lines(), Lines()
     before = OutputCopier(local, first, store=store, cursor_file=cursor_file)
@@ -205,13 +215,13 @@ async def test_a_cancelled_driver_keeps_where_its_copy_stood(
     run = asyncio.create_task(driver.run())
     try:
         await wait_for(lambda: sink.got == ["stdout:a", "stdout:b"])
-    finally:
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
             await run
-    later = Lines()
-    copier = OutputCopier(local, later, store=store, cursor_file=submission.output_cursor_file(ctx, "try-1"))
-    await copier.copy(ctx)
-    assert later.got == [], "a line copied before the cancel came again"
-    release.touch()
-    await local.kill_task(ctx, "test over")
+        later = Lines()
+        cursor_file = submission.output_cursor_file(ctx, "try-1")
+        await OutputCopier(local, later, store=store, cursor_file=cursor_file).copy(ctx)
+        assert later.got == [], "a line copied before the cancel came again"
+    finally:
+        run.cancel()
+        await local.kill_task(ctx, "test over")  # a failed check leaves no process behind

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from executors import DataStore, ExecutorInitializationParameters, TaskContext, TaskPhase
+from executors import DataStore, ExecutorInitializationParameters, TaskContext
 from executors.backends.local import LocalExecutor
 from executors.backends.local.output import read_new_output, unchanged
 from executors.core.output import OutputChunk
 from tests.conftest import python_template
-from tests.executors.backends.local.helpers import start, wait_final
+from tests.executors.backends.local.helpers import start
 
 
 @pytest.fixture
@@ -49,6 +49,7 @@ def test_each_line_once_and_a_partial_line_waits_for_its_end(folder: Path) -> No
     append(err, "oops\n")
     first = read(folder, None)
     assert texts(first) == ["stdout:one", "stderr:oops"]
+    assert not first.more  # a line still being written is not "more waiting": nothing to read now
     assert texts(read(folder, first.cursor)) == []
     assert unchanged(paths(folder), first.cursor) is False  # "tw" is waiting
     append(out, "o\nthree\n")
@@ -145,22 +146,25 @@ async def test_a_real_execution_read_while_it_runs_gives_each_line_once_across_r
     seen: list[str] = []
     cursor = None
     reads = 0
-    while True:
-        over = (await executor.check_task_status(ctx, template)).phase.is_final_for_execution()
-        more = True
-        while more:  # as the engine's copier does: read on while more is waiting
-            chunk = await executor.read_output(ctx, cursor, max_bytes=1_500, final=over)
-            reads += 1
-            seen += texts(chunk)
-            cursor, more = chunk.cursor, chunk.more
-        if over:
-            break
-        await asyncio.sleep(0.3)  # ~1.2 KB printed meanwhile: most reads find a rotation behind them
-    assert (await wait_final(executor, ctx, template)).phase is TaskPhase.SUCCEEDED
+    try:
+        async with asyncio.timeout(60):  # a reader that never reaches the end fails, never hangs
+            while True:
+                over = (await executor.check_task_status(ctx, template)).phase.is_final_for_execution()
+                more = True
+                while more:  # as the engine's copier does: read on while more is waiting
+                    chunk = await executor.read_output(ctx, cursor, max_bytes=1_500, final=over)
+                    reads += 1
+                    seen += texts(chunk)
+                    cursor, more = chunk.cursor, chunk.more
+                if over:
+                    break
+                await asyncio.sleep(0.3)  # ~1.2 KB printed meanwhile: most reads find a rotation behind them
+    finally:
+        await executor.kill_task(ctx, "test over")
+        await executor.close()
     ticks = [t for t in seen if t.startswith("stdout:tick")]
     warns = [t for t in seen if t.startswith("stderr:warn")]
     assert ticks == [f"stdout:tick {i:03d} .........." for i in range(600)], (reads, seen[:20])
     assert warns == [f"stderr:warn {i:03d}" for i in range(4, 600, 5)]
     assert reads > 5, "read only after the end: the test tests nothing"
     assert os.path.exists(executor.log_paths(ctx)[0] + ".1"), "the log never rotated: the test tests nothing"
-    await executor.close()
