@@ -15,9 +15,18 @@ def _catalog(args: argparse.Namespace) -> FsspecCatalog:
     if args.conn_id and args.root:
         raise SystemExit("give --conn-id or --root, not both")
     if args.conn_id:
+        # The CLI is no task: the Task SDK's lookup (through a supervisor) is not there, and
+        # without it only AIRFLOW_CONN_* would be found. Airflow's own CLI reads connections with
+        # the core model, which also asks the secrets backends and the metadata DB.
+        from airflow.models.connection import Connection
+
         from airflow_provider.hooks import CatalogHook
 
-        return CatalogHook(args.conn_id).get_catalog()
+        try:
+            conn = Connection.get_connection_from_secrets(args.conn_id)
+        except Exception as exc:  # AirflowNotFoundException, a secrets backend that is down
+            raise SystemExit(f"--conn-id {args.conn_id}: {exc}") from None
+        return CatalogHook.catalog_from_connection(conn, args.conn_id)
     return FsspecCatalog(args.root or config.catalog_url())
 
 
