@@ -225,3 +225,35 @@ async def test_a_cancelled_driver_keeps_where_its_copy_stood(
     finally:
         run.cancel()
         await local.kill_task(ctx, "test over")  # a failed check leaves no process behind
+
+
+async def test_a_timed_out_execution_keeps_what_it_printed_until_the_kill(
+    local: LocalExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Path
+) -> None:
+    import datetime as dt
+
+    template = python_template(GATED, str(tmp_path / "never-released"))
+    ctx = make_ctx(node="timed-out")
+    await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
+    sink = Lines()
+    # No live copy before the deadline (60 s interval): only the copy after the kill can show it.
+    policy = PollPolicy(interval=0.2, watched_interval=0.2, output_interval=60, call_timeout=30)
+    driver = submission.open_driver(
+        local, template, DriverSnapshot(ctx), store, policy=policy, output=sink, output_reader="try-1"
+    )
+    await driver.step()
+    await wait_for(
+        lambda: (
+            Path(local.log_paths(ctx)[0]).exists() and b"first" in Path(local.log_paths(ctx)[0]).read_bytes()
+        )
+    )
+    try:
+        final = await asyncio.wait_for(
+            driver.run(deadline=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.5)), 30
+        )
+    finally:
+        await local.kill_task(ctx, "test over")
+    assert (
+        final.phase is TaskPhase.RETRYABLE_FAILURE and final.err is not None and final.err.code == "Timeout"
+    )
+    assert "stdout:first line" in sink.got and "stderr:to stderr" in sink.got, sink.got
