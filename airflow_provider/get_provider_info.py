@@ -34,7 +34,11 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "Task executor",
                 "ui-field-behaviour": {
                     "hidden-fields": ["schema", "login"],
-                    "relabeling": {"host": "Backend address", "password": "Token"},
+                    "relabeling": {
+                        "host": "Backend address",
+                        "port": "Port (only for an address without http:// or https://)",
+                        "password": "Token",
+                    },
                     "placeholders": {
                         "host": "http://127.0.0.1:8265",
                         "extra": '{"max_concurrent": 8}',
