@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -29,14 +30,26 @@ def log_of(stack: AirflowStack, run_id: str) -> list[str]:
     return stack.client.task_log(DAG_ID, run_id, TASK_ID)
 
 
+def printed(folder: Path) -> list[int]:
+    """The tick numbers the task printed, from its own stdout.log."""
+    lines = (folder / "logs" / "stdout.log").read_text().splitlines()
+    return [int(line.split()[1]) for line in lines if line.startswith("tick ")]
+
+
+def started_ticker(stack: AirflowStack, label: str) -> tuple[str, Path]:
+    """A run of the ticker, once its process runs: the run id and the execution folder."""
+    run_id = start_run(stack, DAG_ID, label)
+    stack.client.wait_for_task_state(DAG_ID, run_id, TASK_ID, "deferred", timeout=60)
+    folder = stack.execution_dir(DAG_ID, run_id, TASK_ID)
+    wait_started(stack, folder)
+    return run_id, folder
+
+
 @pytest.mark.dag_id(DAG_ID)
 def test_output_shows_while_the_task_runs_and_survives_a_triggerer_restart(
     airflow_stack: AirflowStack,
 ) -> None:
-    run_id = start_run(airflow_stack, DAG_ID, "live")
-    airflow_stack.client.wait_for_task_state(DAG_ID, run_id, TASK_ID, "deferred", timeout=60)
-    folder = airflow_stack.execution_dir(DAG_ID, run_id, TASK_ID)
-    wait_started(airflow_stack, folder)
+    run_id, folder = started_ticker(airflow_stack, "live")
     t0 = time.monotonic()
 
     seen = wait_until(lambda: ticks(log_of(airflow_stack, run_id)) or None, 30, "a tick in the task log")
@@ -62,43 +75,31 @@ def test_output_shows_while_the_task_runs_and_survives_a_triggerer_restart(
 
     messages = log_of(airflow_stack, run_id)
     got = ticks(messages)
-    printed = [
-        int(line.split()[1])
-        for line in (folder / "logs" / "stdout.log").read_text().splitlines()
-        if line.startswith("tick ")
-    ]
-    assert sorted(set(got)) == printed, "a line printed by the task is missing from the task log"
+    ticked = printed(folder)
+    assert sorted(set(got)) == ticked, "a line printed by the task is missing from the task log"
     first_seen = sorted(set(got), key=got.index)
-    assert first_seen == printed, "lines out of order"
+    assert first_seen == ticked, "lines out of order"
     # Where the copy stands is written at most every 30 s: a SIGKILL repeats at most the lines
     # copied in the 30 s before it (100 ticks at one per 0.3 s, plus the copy in flight).
     repeats = len(got) - len(set(got))
     assert repeats <= 120, f"{repeats} lines copied twice"
     assert any(line == "[stdout] released" for m in messages for line in m.split("\n"))
     assert not any(m.startswith("output of ") for m in messages), "the output was dumped again at the end"
-    print(f"[e2e] {len(printed)} lines printed, all in the task log, {repeats} repeated across the SIGKILL")
+    print(f"[e2e] {len(ticked)} lines printed, all in the task log, {repeats} repeated across the SIGKILL")
 
 
 @pytest.mark.dag_id(DAG_ID)
 def test_output_printed_until_a_user_marks_the_task_failed_stays_in_its_log(
     airflow_stack: AirflowStack,
 ) -> None:
-    run_id = start_run(airflow_stack, DAG_ID, "killed")
-    airflow_stack.client.wait_for_task_state(DAG_ID, run_id, TASK_ID, "deferred", timeout=60)
-    folder = airflow_stack.execution_dir(DAG_ID, run_id, TASK_ID)
-    wait_started(airflow_stack, folder)
+    run_id, folder = started_ticker(airflow_stack, "killed")
     wait_until(lambda: airflow_stack.trigger_started(DAG_ID, run_id, TASK_ID), 30, "the trigger to run")
     time.sleep(2)  # a few ticks more than the last copy
     airflow_stack.client.set_task_state(DAG_ID, run_id, TASK_ID, "failed")
     wait_until(lambda: read_json(airflow_stack.local_records(folder) / "exit.json"), 30, "the kill")
 
     def all_copied() -> bool:
-        printed = [
-            line
-            for line in (folder / "logs" / "stdout.log").read_text().splitlines()
-            if line.startswith("tick ")
-        ]
-        return len(set(ticks(log_of(airflow_stack, run_id)))) == len(printed)
+        return sorted(set(ticks(log_of(airflow_stack, run_id)))) == printed(folder)
 
     wait_until(all_copied, 20, "the output printed until the kill in the task log")
     got = ticks(log_of(airflow_stack, run_id))
