@@ -37,6 +37,7 @@ from executors.core.errors import DataNotFoundError, DataStoreError
 from executors.core.interface import Executor
 from executors.core.output import OutputLines
 from executors.data.storage import DataStore
+from executors.engine.background import detach
 from executors.engine.watchdog import call_with_limit
 
 _log = logging.getLogger(__name__)
@@ -55,15 +56,18 @@ class _CursorWrites:
     """The cursor writes of one event loop, made together: a write is queued, and a moment later
     every queued write goes in one :meth:`DataStore.write_many` per store (one thread hop for all
     the local ones). Thousands of copiers each writing their own cursor would cost a thread hop
-    apiece."""
+    apiece. A write someone waits for (the end of an execution) goes at once, with whatever else
+    is queued by then."""
 
     GATHER_SECONDS = 0.2
 
     def __init__(self) -> None:
         self._queued: dict[str, tuple[DataStore, bytes, asyncio.Future[DataStoreError | None]]] = {}
-        self._flush: asyncio.Task[None] | None = None
+        self._later: asyncio.Task[None] | None = None
 
-    def put(self, store: DataStore, reference: str, data: bytes) -> asyncio.Future[DataStoreError | None]:
+    def put(
+        self, store: DataStore, reference: str, data: bytes, *, at_once: bool = False
+    ) -> asyncio.Future[DataStoreError | None]:
         """Queue a write (a later one of the same file replaces it); the future says how it went."""
         loop = asyncio.get_running_loop()
         earlier = self._queued.get(reference)
@@ -71,31 +75,36 @@ class _CursorWrites:
             earlier[2].set_result(None)  # superseded: what it would have written is older
         future: asyncio.Future[DataStoreError | None] = loop.create_future()
         self._queued[reference] = (store, data, future)
-        if self._flush is None:
-            self._flush = loop.create_task(self._write_queued(), name="output cursor writes")
+        if at_once:
+            detach(self._write_queued())  # next loop iteration: the ends of that moment together
+        elif self._later is None:
+            self._later = loop.create_task(self._write_later(), name="output cursor writes")
         return future
 
-    async def _write_queued(self) -> None:
+    async def _write_later(self) -> None:
         try:
             await asyncio.sleep(self.GATHER_SECONDS)
         finally:  # written even when the loop's tasks are being cancelled (a triggerer stopping)
-            self._flush = None
-            queued, self._queued = self._queued, {}
-            by_store: dict[int, list[tuple[str, tuple[DataStore, bytes, asyncio.Future[Any]]]]] = {}
-            for reference, entry in queued.items():
-                by_store.setdefault(id(entry[0]), []).append((reference, entry))
-            for entries in by_store.values():
-                store = entries[0][1][0]
-                try:
-                    results = await store.write_many([(ref, entry[1]) for ref, entry in entries])
-                except BaseException as exc:  # cancelled meanwhile: say so to whoever waits
-                    for _, entry in entries:
-                        if not entry[2].done():
-                            entry[2].set_exception(exc)
-                    raise
-                for (_, entry), result in zip(entries, results, strict=True):
+            self._later = None
+            await self._write_queued()
+
+    async def _write_queued(self) -> None:
+        queued, self._queued = self._queued, {}
+        by_store: dict[int, list[tuple[str, tuple[DataStore, bytes, asyncio.Future[Any]]]]] = {}
+        for reference, entry in queued.items():
+            by_store.setdefault(id(entry[0]), []).append((reference, entry))
+        for entries in by_store.values():
+            store = entries[0][1][0]
+            try:
+                results = await store.write_many([(ref, entry[1]) for ref, entry in entries])
+            except BaseException as exc:  # cancelled meanwhile: say so to whoever waits
+                for _, entry in entries:
                     if not entry[2].done():
-                        entry[2].set_result(result)
+                        entry[2].set_exception(exc)
+                raise
+            for (_, entry), result in zip(entries, results, strict=True):
+                if not entry[2].done():
+                    entry[2].set_result(result)
 
 
 _writes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _CursorWrites] = weakref.WeakKeyDictionary()
@@ -242,7 +251,8 @@ class OutputCopier:
             self._unsaved = False
             self._saved_at = time.monotonic()
             record = {"executor": self.executor.get_id(), "cursor": self._cursor}
-            self._writing = _cursor_writes().put(self._store, self._cursor_file, json.dumps(record).encode())
+            data = json.dumps(record).encode()
+            self._writing = _cursor_writes().put(self._store, self._cursor_file, data, at_once=wait)
             self._writing.add_done_callback(lambda done: self._written(done, what))
         if wait and self._writing is not None and not self._writing.done():
             with contextlib.suppress(Exception):
