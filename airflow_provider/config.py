@@ -61,7 +61,8 @@ OPTIONS: dict[str, dict[str, Any]] = {
     },
     "output_interval": {
         "description": "Seconds between two copies of a running execution's new output into the Airflow "
-        "task log (0: copy it once, when the execution ends).",
+        "task log, doubling up to 30 s while the task prints nothing (0: copy it once, when the "
+        "execution ends).",
         "type": "float",
         "example": "2",
         "default": f"{DEFAULT_POLICY.output_interval:g}",

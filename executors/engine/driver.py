@@ -134,6 +134,7 @@ class ExecutionDriver:
         self._secrets_loader = secrets_loader
         self.output = output
         self._next_copy: float | None = None  # loop time of the next copy of the output
+        self._quiet = 0  # copies in a row that found no new output (they back off)
         self._inputs: literals_pb2.LiteralMap | None = None  # kept between start attempts
         self._seen: tuple[TaskPhase, int] | None = (
             (task_ctx.phase, task_ctx.phase_version) if accepted else None
@@ -306,8 +307,8 @@ class ExecutionDriver:
             self._next_copy = loop.time() + self.policy.output_delay()
         while (now := loop.time()) < until:
             if self._next_copy <= now:
-                await output.copy(self.ctx)
-                self._next_copy = loop.time() + self.policy.output_delay()
+                self._quiet = 0 if await output.copy(self.ctx) else self._quiet + 1
+                self._next_copy = loop.time() + self.policy.output_delay(self._quiet)
                 continue
             if await wake.wait(min(until, self._next_copy) - now):
                 return

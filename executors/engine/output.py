@@ -27,6 +27,7 @@ import functools
 import json
 import logging
 import math
+import os
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,7 @@ from executors.core.context import TaskContext
 from executors.core.errors import DataNotFoundError, DataStoreError
 from executors.core.interface import Executor
 from executors.core.output import OutputLines
-from executors.data.storage import DataStore
+from executors.data.storage import DataStore, is_local, local_path
 from executors.engine.background import detach
 from executors.engine.watchdog import call_with_limit
 
@@ -127,6 +128,13 @@ def reads_output(executor: Executor) -> bool:
     return type(executor).read_output is not Executor.read_output
 
 
+def _missing_locally(reference: str) -> bool:
+    """Whether ``reference`` is a local path where nothing is: the common case of a try's first
+    copy, answered by one ``lstat`` on the loop (as the local executor's unchanged-output check
+    is) instead of a thread hop for each of the thousands of triggers that start together."""
+    return is_local(reference) and not os.path.lexists(local_path(reference))
+
+
 class OutputCopier:
     """Copies one execution's output to ``sink``, a piece per call (see the module docstring).
 
@@ -169,17 +177,18 @@ class OutputCopier:
         """Whether the executor reads output incrementally (``None``: not asked yet)."""
         self.copied_lines = 0
 
-    async def copy(self, task_ctx: TaskContext, *, final: bool = False) -> None:
+    async def copy(self, task_ctx: TaskContext, *, final: bool = False) -> int:
         """Copy the lines printed since the last copy (``final``: all that is left, up to
-        ``final_max_bytes``). Never raises."""
+        ``final_max_bytes``); returns how many. Never raises."""
         if self.supported is False:
-            return
+            return 0
         if not self._loaded:
             self._cursor = await self._load(task_ctx)
             self._loaded = True
         budget = self.final_max_bytes if final else BURST * self.max_bytes
         used = 0
         more = False
+        copied = self.copied_lines
         while used < budget:
             read = functools.partial(
                 self.executor.read_output,
@@ -192,10 +201,10 @@ class OutputCopier:
                 chunk = await call_with_limit(read, self.call_timeout)
             except Exception as exc:
                 self._warn(f"cannot copy the output of {task_ctx.generated_name}", exc)
-                return
+                return self.copied_lines - copied
             if chunk is None:
                 self.supported = False
-                return
+                return 0
             self.supported = True
             if chunk.pieces:
                 self._sink(chunk.pieces)
@@ -222,9 +231,12 @@ class OutputCopier:
                     )
                 ]
             )
+        return self.copied_lines - copied
 
     async def _load(self, task_ctx: TaskContext) -> dict[str, Any] | None:
         assert self._store is not None and self._cursor_file is not None
+        if _missing_locally(self._cursor_file):
+            return None
         try:
             data = await self._store.read_bytes(
                 self._cursor_file, within=task_ctx.data_dir, max_bytes=CURSOR_MAX_BYTES

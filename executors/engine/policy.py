@@ -25,7 +25,8 @@ class PollPolicy:
     check is only a guard against a lost wake-up, and thousands of them cost the triggerer CPU."""
     output_interval: float = 5.0
     """Seconds between two copies of a running execution's new output into the caller's log
-    (:mod:`executors.engine.output`); ``0`` copies it once, at the end."""
+    (:mod:`executors.engine.output`); ``0`` copies it once, at the end. While copies find nothing
+    new the wait doubles, up to ``watched_interval``: a quiet task costs what a watched one does."""
     max_backoff: float = 60.0
     """The longest wait between two calls while the backend says NOT_READY or UNKNOWN."""
     jitter: float = 0.2
@@ -46,11 +47,14 @@ class PollPolicy:
             base = max(self.interval, self.watched_interval)
         return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
 
-    def output_delay(self) -> float:
-        """Seconds until the next copy of a running execution's output (``output_interval``,
-        jittered like the checks: thousands of executions started together must not copy in lock
-        step)."""
-        return max(0.0, self.output_interval * random.uniform(1 - self.jitter, 1 + self.jitter))
+    def output_delay(self, quiet: int = 0) -> float:
+        """Seconds until the next copy of a running execution's output after ``quiet`` copies in a
+        row that found nothing new: ``output_interval``, doubled per quiet copy up to
+        ``watched_interval`` (never below ``output_interval``), jittered like the checks
+        (thousands of executions started together must not copy in lock step)."""
+        cap = max(self.output_interval, self.watched_interval)
+        base = min(cap, self.output_interval * 2.0 ** min(quiet, 16))
+        return max(0.0, base * random.uniform(1 - self.jitter, 1 + self.jitter))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

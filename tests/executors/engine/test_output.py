@@ -257,3 +257,60 @@ async def test_a_timed_out_execution_keeps_what_it_printed_until_the_kill(
         final.phase is TaskPhase.RETRYABLE_FAILURE and final.err is not None and final.err.code == "Timeout"
     )
     assert "stdout:first line" in sink.got and "stderr:to stderr" in sink.got, sink.got
+
+
+def test_copies_that_find_nothing_back_off_to_the_watched_interval() -> None:
+    policy = PollPolicy(output_interval=5, watched_interval=30, jitter=0)
+    assert [policy.output_delay(quiet) for quiet in range(6)] == [5, 10, 20, 30, 30, 30]
+    # Never below output_interval, whatever watched_interval says.
+    assert PollPolicy(output_interval=5, watched_interval=1, jitter=0).output_delay(3) == 5
+
+
+class Counting(LocalExecutor):
+    """The local executor, counting its read_output calls."""
+
+    reads = 0
+
+    async def read_output(
+        self,
+        task_ctx: TaskContext,
+        cursor: Mapping[str, Any] | None,
+        *,
+        max_bytes: int = 64_000,
+        final: bool = False,
+    ) -> OutputChunk:
+        type(self).reads += 1
+        return await super().read_output(task_ctx, cursor, max_bytes=max_bytes, final=final)
+
+
+async def test_a_quiet_execution_is_read_less_and_less_often_and_a_new_line_still_comes(
+    tmp_path: Path, store: DataStore, make_ctx: Callable[..., TaskContext]
+) -> None:
+    """A task printing nothing costs the driver a read every watched_interval, not every
+    output_interval; the first line after the silence shows within one watched_interval."""
+    executor = Counting(state_root=str(tmp_path / "state"))
+    await executor.initialize(ExecutorInitializationParameters(data_store=store))
+    release = tmp_path / "release"
+    script = "import os, sys, time\nwhile not os.path.exists(sys.argv[1]): time.sleep(0.02)\nprint('late', flush=True)\n"
+    script += "time.sleep(30)\n"
+    template = python_template(script, str(release))
+    ctx = make_ctx(node="quiet")
+    await submission.submit(store, template, literals_pb2.LiteralMap(), ctx)
+    sink = Lines()
+    policy = PollPolicy(interval=30, watched_interval=0.8, output_interval=0.05, jitter=0, call_timeout=30)
+    driver = submission.open_driver(
+        executor, template, DriverSnapshot(ctx), store, policy=policy, output=sink, output_reader="try-1"
+    )
+    run = asyncio.create_task(driver.run())
+    try:
+        await asyncio.sleep(3)
+        # Without the back-off: 3 / 0.05 = 60 reads. With it: 0.05, 0.1, 0.2, 0.4, then 0.8 s.
+        assert Counting.reads <= 10, Counting.reads
+        release.touch()
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        await wait_for(lambda: "stdout:late" in sink.got, timeout=5)
+        assert loop.time() - t0 < 2.0  # one watched_interval (0.8 s), with room for a slow machine
+    finally:
+        run.cancel()
+        await executor.kill_task(ctx, "test over")
