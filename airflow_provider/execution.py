@@ -147,9 +147,8 @@ def output_sink(log: logging.Logger | Any) -> OutputSink:
 
     def write(pieces: Sequence[OutputLines]) -> None:
         for piece in pieces:
-            prefix = f"[{piece.stream}] "
             # One level for both streams: stderr is where most programs log, warnings or not.
-            log.info("%s", prefix + piece.text.replace("\n", "\n" + prefix))
+            log.info("%s", piece.tagged(f"[{piece.stream}] "))
 
     return write
 

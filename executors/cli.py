@@ -134,8 +134,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     def print_output(pieces: Sequence[OutputLines]) -> None:
         for piece in pieces:
-            prefix = f"[{ctx.generated_name}] [{piece.stream}] "
-            print(prefix + piece.text.replace("\n", "\n" + prefix), file=sys.stderr)
+            print(piece.tagged(f"[{ctx.generated_name}] [{piece.stream}] "), file=sys.stderr)
 
     driver = submission.open_driver(
         executor,

@@ -45,6 +45,10 @@ class OutputLines:
     def count(self) -> int:
         return self.text.count("\n") + 1
 
+    def tagged(self, prefix: str) -> str:
+        """The lines with ``prefix`` before each one (one ``str.replace``, however many lines)."""
+        return prefix + self.text.replace("\n", "\n" + prefix)
+
 
 @dataclasses.dataclass(frozen=True)
 class OutputChunk:
