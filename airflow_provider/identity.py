@@ -27,6 +27,15 @@ def node_id(task_id: str, map_index: int) -> str:
     return task_id if map_index < 0 else f"{task_id}[{map_index}]"
 
 
+def split_node_id(node: str) -> tuple[str, int]:
+    """The inverse of :func:`node_id`: ``("task", 3)`` for ``task[3]``, ``("task", -1)`` for ``task``."""
+    if node.endswith("]") and "[" in node:
+        task_id, index = node[:-1].rsplit("[", 1)
+        if index.isdigit():
+            return task_id, int(index)
+    return node, -1
+
+
 def task_execution_identifier(
     template: tasks_pb2.TaskTemplate,
     *,

@@ -1,4 +1,4 @@
-"""The "Executor run" extra link: the execution's page (or log folder) in its backend."""
+"""The "Executor run" extra link: the execution's page in its backend, or its Execution view."""
 
 from __future__ import annotations
 
@@ -6,10 +6,31 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider.identity import split_node_id
+from airflow_provider.ui.paths import base_path, view_path
+
 if TYPE_CHECKING:
     from airflow.sdk.types import TaskInstanceKey
 
+    from executors import Executor, TaskContext
+
 RUN_URL_XCOM_KEY = "executor_run_url"
+
+
+def run_url(executor: Executor, ctx: TaskContext) -> str:
+    """The link of an execution: what its executor's ``get_run_url`` gives (Ray's dashboard page),
+    except a ``file://`` URL (the local executor's folder), which neither the Airflow UI renders nor
+    a browser on another machine opens: that execution's link is its Execution view."""
+    url = executor.get_run_url(ctx) or ""
+    if not url.startswith("file://"):
+        return url
+    ident = ctx.task_execution_id.id
+    execution = ident.node_execution_id.execution_id
+    task_id, map_index = split_node_id(ident.node_execution_id.node_id)
+    path = view_path(
+        execution.domain, task_id, execution.name, map_index=map_index, try_number=ident.retry_attempt + 1
+    )
+    return base_path() + path
 
 
 class ExecutorRunLink(BaseOperatorLink):

@@ -14,7 +14,7 @@ from flyteidl.core import tasks_pb2
 
 from airflow_provider.execution import failure_message, output_reader, output_sink
 from airflow_provider.failures import try_failed
-from airflow_provider.links import RUN_URL_XCOM_KEY
+from airflow_provider.links import RUN_URL_XCOM_KEY, run_url
 from executors import DataStore, Executor, TaskContext, TaskPhase, TaskStatus
 from executors.catalog.gate import CacheOutcome
 from executors.core.errors import (
@@ -79,7 +79,7 @@ def check_output_names(template: tasks_pb2.TaskTemplate) -> None:
 
 
 def push_run_url(context: Context, executor: Executor, ctx: TaskContext) -> None:
-    url = executor.get_run_url(ctx)
+    url = run_url(executor, ctx)
     if url:
         context["ti"].xcom_push(key=RUN_URL_XCOM_KEY, value=url)
 

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 from flyteidl.core import tasks_pb2
 
-from airflow_provider import adoption, ending, publishing, start, task_states
+from airflow_provider import adoption, ending, links, publishing, start, task_states
 from airflow_provider.execution import ExecutionHandle, executor_for, open_driver, phase_logger
 from airflow_provider.identity import Attempt
 from airflow_provider.links import RUN_URL_XCOM_KEY
@@ -181,7 +181,7 @@ class ExecutorTrigger(BaseTrigger):
         the link shows while it runs and the end has one XCom less to push; never fails the start."""
         try:
             executor = await executor_for(handle, store)
-            url = executor.get_run_url(handle.task_ctx) or ""
+            url = links.run_url(executor, handle.task_ctx)
             await ending.push_xcoms(self.task_instance, {RUN_URL_XCOM_KEY: url})
         except Exception as exc:
             self.log.warning("could not push the run link yet (it is pushed at the end): %s", exc)
@@ -274,7 +274,7 @@ class ExecutorTrigger(BaseTrigger):
                 store=self._store,
                 try_number=self._try_number(),
             )
-            run_url = executor.get_run_url(handle.task_ctx) or ""
+            run_url = links.run_url(executor, handle.task_ctx)
         if conclusion.outputs is None and conclusion.permanent:
             # A TaskFailedEvent would be retried: a worker fails the task for good instead.
             self.log.error("%s", conclusion.failure)

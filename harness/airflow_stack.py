@@ -34,6 +34,8 @@ from harness.local_state import state_dir_of, state_dirs_under
 REPO = Path(__file__).resolve().parents[1]
 E2E_DAGS = REPO / "tests" / "e2e" / "dags"
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+USERS = {"admin": "admin", "viewer": "viewer"}
+"""The stack's users and their simple-auth-manager roles."""
 TERMINAL_TI_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed"})
 
 
@@ -92,10 +94,13 @@ def group_alive(pgid: int) -> bool:
 class AirflowClient:
     """The public REST API of the stack's api-server, with bounded polling waits."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float = 30.0, username: str = "admin", password: str = ""
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
         self._token: str | None = None
+        self.username, self.password = username, password
 
     def close(self) -> None:
         self._http.close()
@@ -103,11 +108,15 @@ class AirflowClient:
     # -- plumbing ------------------------------------------------------------------------------
 
     def login(self) -> None:
-        """``GET /auth/token`` (simple auth manager, all admins) gives a bearer token."""
-        resp = self._http.get("/auth/token")
-        resp.raise_for_status()
-        self._token = resp.json()["access_token"]
+        """``POST /auth/token`` (the simple auth manager) gives this user a bearer token."""
+        self._token = self.token()
         self._http.headers["Authorization"] = f"Bearer {self._token}"
+
+    def token(self) -> str:
+        """A new JWT of this user (what the UI keeps in its ``_token`` cookie)."""
+        resp = self._http.post("/auth/token", json={"username": self.username, "password": self.password})
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         if self._token is None:
@@ -323,8 +332,16 @@ class AirflowStack:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.retired: list[subprocess.Popen[bytes]] = []  # killed components, kept to reap them
         self.started_at: dict[str, float] = {}  # epoch seconds of each component's last start
-        self.client = AirflowClient(self.base_url)
+        # Named users of the simple auth manager, with known passwords (written before the
+        # api-server starts, which then keeps them): an admin for the REST API, and a viewer, who
+        # may read everything and change nothing.
+        self.passwords = {name: secrets.token_urlsafe(12) for name in USERS}
+        self.client = AirflowClient(self.base_url, username="admin", password=self.passwords["admin"])
         self.startup_seconds: float | None = None
+
+    def client_for(self, username: str) -> AirflowClient:
+        """A REST client logged in as one of :data:`USERS` (the caller closes it)."""
+        return AirflowClient(self.base_url, username=username, password=self.passwords[username])
 
     def _environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -338,7 +355,9 @@ class AirflowStack:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__PARALLELISM": "8",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in USERS.items()),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url,
                 "AIRFLOW__API__HOST": "127.0.0.1",
@@ -378,6 +397,7 @@ class AirflowStack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.component_logs.mkdir(exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
+        (self.home / "passwords.json").write_text(json.dumps(self.passwords) + "\n")
         with open(self.component_logs / "db-migrate.log", "wb") as log:
             done = subprocess.run(
                 [self.airflow, "db", "migrate"],

@@ -218,7 +218,7 @@ async def test_the_trigger_starts_and_ends_a_task_with_the_xcoms_a_worker_pushes
     assert set(pushed) == set(by_worker)
     assert pushed["return_value"] == by_worker["return_value"] == {"y": 42, "shout": ["A", "B"]}
     assert pushed["y"] == 42 and pushed["shout"] == ["A", "B"]
-    assert pushed[RUN_URL_XCOM_KEY].startswith("file://")
+    assert pushed[RUN_URL_XCOM_KEY].startswith("/executors/ti/sft_dag/")  # the Execution view
 
 
 async def test_the_run_link_is_pushed_once_as_soon_as_the_execution_is_submitted(

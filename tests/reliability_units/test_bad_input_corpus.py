@@ -57,6 +57,7 @@ from executors.core.context import default_output_prefix, generated_name_for
 from executors.core.errors import UnknownExecutorError
 from executors.data.task_template import build_task_template, template_to_dict
 from harness.loop_gaps import loop_monitor
+from tests.airflow_provider.ui import folder_of_view_link
 from tests.conftest import INT, make_identifier, make_template, python_template
 from tests.reliability_units.support import (
     DOUBLE,
@@ -727,7 +728,7 @@ def contained(
             # Each task instance is told about its own execution (outputs go out as its return value).
             assert outcome.context is not None
             run_url = outcome.context["ti"].xcoms[RUN_URL_XCOM_KEY]
-            assert Path(run_url.removeprefix("file://")).resolve().parent == real, run_url
+            assert Path(folder_of_view_link(run_url, str(env.data))).resolve() == real, run_url
         assert sorted(p.name for p in env.tmp.iterdir()) == ["data", "local-state"]
         everyone = [*tis, *lookalikes]
         all_folders = {folder_of(env, ti) for ti in everyone}
@@ -841,7 +842,7 @@ def _(env: Env) -> Setup:
         assert outcome.value == expected
         assert outcome.context is not None
         xcoms = outcome.context["ti"].xcoms
-        assert xcoms[RUN_URL_XCOM_KEY].startswith("file://")
+        assert xcoms[RUN_URL_XCOM_KEY].startswith("/executors/ti/unit_dag/")  # the Execution view
         assert sorted(p.name for p in env.data.iterdir()) == ["unit_dag"]  # no '..' escaped
 
     return Setup(ops=[OpRun(op)], check=check)
