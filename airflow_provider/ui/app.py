@@ -44,7 +44,23 @@ _pages = Environment(loader=PackageLoader("airflow_provider.ui"), autoescape=sel
 
 ReadTaskInstance = Depends(requires_access_dag("GET", DagAccessEntity.TASK_INSTANCE))
 ReadTaskLogs = Depends(requires_access_dag("GET", DagAccessEntity.TASK_LOGS))
-MapIndex = Annotated[int, Query(ge=-1)]
+
+
+def _map_index(map_index: Annotated[str, Query(alias="map_index")] = "-1") -> int:
+    """The map index; ``-1`` also for an unmapped task's tab, where the UI leaves the template's
+    ``{MAP_INDEX}`` unfilled (seen with Airflow 3.3.2 in a real browser)."""
+    if map_index in ("", "{MAP_INDEX}"):
+        return -1
+    try:
+        value = int(map_index)
+    except ValueError:
+        value = -2
+    if value < -1:
+        raise HTTPException(422, f"map_index must be -1 or a task's map index, not {map_index!r}")
+    return value
+
+
+MapIndex = Annotated[int, Depends(_map_index)]
 TryNumber = Annotated[int | None, Query(ge=1)]
 
 
@@ -139,7 +155,7 @@ async def _logs(place: locate.TryPlace) -> dict[str, Any]:
 
 @app.get("/api/ti/{dag_id}/{task_id}/{run_id:path}", dependencies=[ReadTaskInstance])
 async def execution_json(
-    dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1, try_number: TryNumber = None
+    dag_id: str, task_id: str, run_id: str, map_index: MapIndex, try_number: TryNumber = None
 ) -> dict[str, Any]:
     """The Execution view's data: identity, phase timeline, typed inputs and outputs, cache, link."""
     return await _execution(await _place(dag_id, task_id, run_id, map_index, try_number))
@@ -147,7 +163,7 @@ async def execution_json(
 
 @app.get("/api/logs/{dag_id}/{task_id}/{run_id:path}", dependencies=[ReadTaskLogs])
 async def logs_json(
-    dag_id: str, task_id: str, run_id: str, map_index: MapIndex = -1, try_number: TryNumber = None
+    dag_id: str, task_id: str, run_id: str, map_index: MapIndex, try_number: TryNumber = None
 ) -> dict[str, Any]:
     """The phase and the last 64 KB of each log, for the page to poll while the execution runs."""
     place = await _place(dag_id, task_id, run_id, map_index, try_number)
@@ -161,7 +177,7 @@ async def execution_page(
     dag_id: str,
     task_id: str,
     run_id: str,
-    map_index: MapIndex = -1,
+    map_index: MapIndex,
     try_number: TryNumber = None,
 ) -> HTMLResponse:
     place = await _place(dag_id, task_id, run_id, map_index, try_number)

@@ -55,6 +55,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """On a failed e2e test, attach the tails of the component and task logs to the report."""
     outcome = yield
     report = outcome.get_result()
+    if report.when == "call":
+        item.rep_call = report  # type: ignore[attr-defined]  # read by fixtures (a browser's screenshot)
     if report.when != "call" or not report.failed or hasattr(report, "wasxfail"):
         return
     if attach_stack_logs(item, report, "airflow_stack"):

@@ -78,6 +78,15 @@ def test_an_unknown_task_instance_or_try_is_404(api: Api, ui_run: DagTestRun) ->
     hostile = urllib.parse.quote("../../../etc", safe="")
     assert api.get(f"/executors/api/ti/{DAG}/{TASK}/{hostile}").status_code == 404
     assert api.get(view(ui_run, map_index=-2)).status_code == 422
+    assert api.get(view(ui_run, map_index="x")).status_code == 422
+
+
+def test_an_unmapped_tab_with_its_map_index_unfilled_is_the_unmapped_instance(
+    api: Api, ui_run: DagTestRun
+) -> None:
+    """The UI fills ``{MAP_INDEX}`` only for a mapped task instance (Airflow 3.3.2, seen in Chromium)."""
+    resp = api.get(view(ui_run, map_index="{MAP_INDEX}"))
+    assert resp.status_code == 200 and resp.json()["map_index"] == -1
 
 
 def test_a_recorded_folder_outside_the_data_dir_is_named_not_read(

@@ -222,3 +222,30 @@ with DAG(dag_id="e2e_cache_serialized", **COMMON):
         environment={"E2E_CACHE_MARKER": "{{ dag_run.conf['marker'] }}"},
         poll_interval=1,
     ).expand(inputs=[{"x": 6}] * 10)
+
+
+# f. what the Execution view shows (tests/e2e/test_execution_view.py): a typed, cached task that
+# prints until "release" appears in its working directory, then returns what it counted.
+COUNTER = """
+import os, sys, time
+from executors import task_io
+step = task_io.read_inputs(sys.argv[1], sys.argv[3])["step"]
+i = 0
+while not os.path.exists("release"):
+    print(f"count {i * step:04d}", flush=True)
+    i += 1
+    time.sleep(0.3)
+task_io.write_outputs(sys.argv[2], {"counted": i, "label": "<i>done</i>"}, sys.argv[3])
+"""
+
+with DAG(dag_id="e2e_execution_view", **COMMON):
+    ExecutorOperator(
+        task_id="counter",
+        executor_id="local",
+        command=["python", "-c", COUNTER, *PLACEHOLDERS],
+        input_types={"step": int},
+        output_types={"counted": int, "label": str},
+        inputs={"step": 5},
+        cache=Cache(version="1"),
+        poll_interval=1,
+    )
