@@ -12,7 +12,7 @@ from typing import Any
 def get_cli_commands() -> list[Any]:
     from airflow.cli.cli_config import ActionCommand, Arg, GroupCommand, lazy_load_command
 
-    conn = Arg(("--conn-id",), help="an executor_catalog connection (default: the configured catalog_url)")
+    conn = Arg(("--conn-id",), help="an executor-catalog connection (default: the configured catalog_url)")
     root = Arg(("--root",), help="the catalog's fsspec URL (instead of --conn-id)")
     dataset = Arg(("--dataset",), help="a dataset name, e.g. flyte_task-my_dag.my_task")
     project = Arg(("--project",), default="", help="project of the dataset (empty for Airflow-built tasks)")

@@ -14,6 +14,11 @@ from executors.engine.policy import DEFAULT_POLICY
 
 SECTION = "provider_executors"
 
+CATALOG_CONN_TYPES = ("executor-catalog", "executor_catalog")
+"""The catalog's connection type, then its old name. Airflow warns on every read of a connection
+whose type holds a ``_`` (not allowed in an RFC 3986 scheme), so the type is ``executor-catalog``;
+connections stored with the old name keep working (and keep the warning until re-typed)."""
+
 OPTIONS: dict[str, dict[str, Any]] = {
     "data_dir": {
         "description": "fsspec URL under which each execution gets its folder "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider import __version__
-from airflow_provider.config import OPTIONS, SECTION
+from airflow_provider.config import CATALOG_CONN_TYPES, OPTIONS, SECTION
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -46,32 +46,12 @@ def get_provider_info() -> dict[str, Any]:
                 },
                 "conn-fields": {},
             },
-            {
-                "connection-type": "executor_catalog",
-                "hook-class-name": "airflow_provider.hooks.CatalogHook",
-                "hook-name": "Task executor catalog",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["host", "schema", "port"],
-                    "relabeling": {"login": "Access key (optional)", "password": "Secret key (optional)"},
-                },
-                "conn-fields": {
-                    "root": {
-                        "label": "Catalog root URL",
-                        "description": "fsspec URL of the catalog: a folder, s3://bucket/prefix, gs://...",
-                        "schema": {"type": "string"},
-                    },
-                    "storage_options": {
-                        "label": "Storage options (JSON)",
-                        "description": 'fsspec options of that store, e.g. {"endpoint_url": "..."}',
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "max_age": {
-                        "label": "Max age (seconds)",
-                        "description": "entries older than this are misses; empty: no limit",
-                        "schema": {"type": ["integer", "null"]},
-                    },
-                },
-            },
+            _catalog_connection_type(CATALOG_CONN_TYPES[0], "CatalogHook", "Task executor catalog"),
+            _catalog_connection_type(
+                CATALOG_CONN_TYPES[1],
+                "OldNameCatalogHook",
+                "Task executor catalog (old type name: re-type as executor-catalog)",
+            ),
         ],
         "task-decorators": [{"name": "executor", "class-name": "airflow_provider.decorators.executor_task"}],
         "cli": ["airflow_provider.cli.get_cli_commands"],
@@ -85,5 +65,35 @@ def get_provider_info() -> dict[str, Any]:
                 "description": "Defaults of the task-executor provider (ExecutorOperator, ExecutorTrigger).",
                 "options": {name: {**option, "version_added": "0.1.0"} for name, option in OPTIONS.items()},
             }
+        },
+    }
+
+
+def _catalog_connection_type(conn_type: str, hook_class: str, hook_name: str) -> dict[str, Any]:
+    """The catalog's connection form, under its name and under its old one (``executor_catalog``)."""
+    return {
+        "connection-type": conn_type,
+        "hook-class-name": f"airflow_provider.hooks.{hook_class}",
+        "hook-name": hook_name,
+        "ui-field-behaviour": {
+            "hidden-fields": ["host", "schema", "port"],
+            "relabeling": {"login": "Access key (optional)", "password": "Secret key (optional)"},
+        },
+        "conn-fields": {
+            "root": {
+                "label": "Catalog root URL",
+                "description": "fsspec URL of the catalog: a folder, s3://bucket/prefix, gs://...",
+                "schema": {"type": "string"},
+            },
+            "storage_options": {
+                "label": "Storage options (JSON)",
+                "description": 'fsspec options of that store, e.g. {"endpoint_url": "..."}',
+                "schema": {"type": ["string", "null"]},
+            },
+            "max_age": {
+                "label": "Max age (seconds)",
+                "description": "entries older than this are misses; empty: no limit",
+                "schema": {"type": ["integer", "null"]},
+            },
         },
     }

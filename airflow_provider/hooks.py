@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseHook, Connection
 
+from airflow_provider.config import CATALOG_CONN_TYPES
 from executors.catalog import FsspecCatalog
 from executors.data.storage import DataStore, protocol_of
 
@@ -24,9 +25,13 @@ def _extra(conn: Connection, conn_id: str) -> dict[str, Any]:
     return extra
 
 
-def _field(extra: dict[str, Any], conn_type: str, name: str) -> Any:
-    """A declared form field, stored plain or with the legacy ``extra__<type>__`` prefix."""
-    return extra.get(name, extra.get(f"extra__{conn_type}__{name}"))
+def _field(extra: dict[str, Any], name: str) -> Any:
+    """A declared form field, stored plain or with the legacy ``extra__<type>__`` prefix (of the
+    type's current name or of its old one)."""
+    for key in (name, *(f"extra__{t}__{name}" for t in CATALOG_CONN_TYPES)):
+        if key in extra:
+            return extra[key]
+    return None
 
 
 class ExecutorHook(BaseHook):
@@ -66,7 +71,8 @@ class ExecutorHook(BaseHook):
 
 
 class CatalogHook(BaseHook):
-    """The result catalog behind an ``executor_catalog`` connection.
+    """The result catalog behind an ``executor-catalog`` connection (or one of the old type
+    name, ``executor_catalog``).
 
     Fields: ``root`` (fsspec URL of the catalog: a folder, ``s3://bucket/prefix``, ...),
     ``storage_options`` (JSON object of fsspec options for that store), ``max_age`` (seconds; older
@@ -76,7 +82,7 @@ class CatalogHook(BaseHook):
 
     conn_name_attr = "catalog_conn_id"
     default_conn_name = "executor_catalog_default"
-    conn_type = "executor_catalog"
+    conn_type = CATALOG_CONN_TYPES[0]
     hook_name = "Task executor catalog"
 
     def __init__(self, catalog_conn_id: str = default_conn_name) -> None:
@@ -86,10 +92,10 @@ class CatalogHook(BaseHook):
     @classmethod
     def catalog_from_connection(cls, conn: Connection, conn_id: str) -> FsspecCatalog:
         extra = _extra(conn, conn_id)
-        root = _field(extra, cls.conn_type, "root") or conn.host
+        root = _field(extra, "root") or conn.host
         if not root:
             raise ValueError(f"connection {conn_id!r}: set the catalog root URL (field 'root')")
-        options = _field(extra, cls.conn_type, "storage_options") or {}
+        options = _field(extra, "storage_options") or {}
         if isinstance(options, str):
             options = json.loads(options) if options.strip() else {}
         if not isinstance(options, dict):
@@ -98,7 +104,7 @@ class CatalogHook(BaseHook):
             options.setdefault("key", conn.login)
         if conn.password:
             options.setdefault("secret", conn.password)
-        max_age = _field(extra, cls.conn_type, "max_age")
+        max_age = _field(extra, "max_age")
         store = DataStore({protocol_of(root): options})
         return FsspecCatalog(
             root, store=store, max_age=dt.timedelta(seconds=float(max_age)) if max_age else None
@@ -110,3 +116,11 @@ class CatalogHook(BaseHook):
     async def aget_catalog(self) -> FsspecCatalog:
         conn = await self.aget_connection(self.catalog_conn_id)
         return self.catalog_from_connection(conn, self.catalog_conn_id)
+
+
+class OldNameCatalogHook(CatalogHook):
+    """``CatalogHook`` registered under the old type name, ``executor_catalog``, so that stored
+    connections of that type still open in the UI's form (Airflow keys a form by hook class)."""
+
+    conn_type = CATALOG_CONN_TYPES[1]
+    hook_name = "Task executor catalog (old type name: re-type as executor-catalog)"

@@ -115,7 +115,7 @@ class ExecutorOperator(BaseOperator):
     :param secrets: for a task built from ``command=``: ``(group, key)`` pairs resolved from Airflow
         connections/variables when the task starts and handed to it as ``_FSEC_<GROUP>_<KEY>``
         environment variables (see docs/operator.md, "Secrets"); never written anywhere.
-    :param catalog_conn_id: an ``executor_catalog`` connection; default: the catalog folder from
+    :param catalog_conn_id: an ``executor-catalog`` connection; default: the catalog folder from
         ``[provider_executors] catalog_url`` (beside the data dir).
     :param start_from_trigger: start the try in the triggerer, no worker turn at the start
         (default from config, True). Only for a deferrable task whose arguments are known without a

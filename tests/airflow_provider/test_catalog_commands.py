@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from flyteidl.core import literals_pb2
 
 from executors.catalog import CacheKey, FsspecCatalog
@@ -21,20 +22,24 @@ def airflow(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_list_reads_a_catalog_connection_stored_in_the_metadata_db(airflow_db: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("conn_type", ["executor-catalog", "executor_catalog"])
+def test_list_reads_a_catalog_connection_stored_in_the_metadata_db(
+    airflow_db: str, tmp_path: Path, conn_type: str
+) -> None:
+    """Also one of the type's old name (``executor_catalog``), which Airflow warns about on each read."""
     root = tmp_path / "catalog"
     catalog = FsspecCatalog(str(root))
     key = CacheKey(project="p", domain="d", dataset="tests.cli", version="1", tag="abc")
     asyncio.run(
         catalog.put_entry(key, literals_pb2.LiteralMap(), source_execution="cli-test-0", task_version="1")
     )
-    conn_id = f"cli_catalog_{os.getpid()}"
+    conn_id = f"cli_catalog_{conn_type.replace('-', 'dash')}_{os.getpid()}"
     added = airflow(
         "connections",
         "add",
         conn_id,
         "--conn-type",
-        "executor_catalog",
+        conn_type,
         "--conn-extra",
         f'{{"root": "{root}"}}',
     )
@@ -42,6 +47,8 @@ def test_list_reads_a_catalog_connection_stored_in_the_metadata_db(airflow_db: s
     listed = airflow("executors-catalog", "list", "--conn-id", conn_id, "--output", "json")
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "cli-test-0" in listed.stdout, listed.stdout
+    warned = "shall not contain" in listed.stdout + listed.stderr
+    assert warned == ("_" in conn_type), (listed.stdout + listed.stderr)[-2000:]
 
     missing = airflow("executors-catalog", "list", "--conn-id", "no_such_conn")
     assert missing.returncode != 0

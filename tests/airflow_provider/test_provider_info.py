@@ -68,8 +68,9 @@ def test_every_declared_module_and_class_imports(info: dict[str, Any]) -> None:
         importlib.import_module(module)
     for path in [*info["extra-links"], *(c["hook-class-name"] for c in info["connection-types"])]:
         import_string(path)
-    hook = import_string(info["connection-types"][0]["hook-class-name"])
-    assert hook.conn_type == info["connection-types"][0]["connection-type"]
+    for connection_type in info["connection-types"]:
+        hook = import_string(connection_type["hook-class-name"])
+        assert hook.conn_type == connection_type["connection-type"]
 
 
 def test_declared_config_matches_the_options_read(info: dict[str, Any]) -> None:
@@ -107,3 +108,16 @@ def test_airflow_providers_list_shows_the_provider() -> None:
             "version": airflow_provider.__version__,
         }
     ]
+
+
+def test_the_catalog_type_has_no_underscore_and_its_old_name_still_opens() -> None:
+    """Airflow warns on every read of a connection type with ``_``; stored ones keep their form."""
+    from airflow.providers_manager import ProvidersManager
+
+    hooks = ProvidersManager().hooks
+    for conn_type, hook in (("executor-catalog", "CatalogHook"), ("executor_catalog", "OldNameCatalogHook")):
+        info = hooks[conn_type]
+        assert info is not None and info.hook_class_name == f"airflow_provider.hooks.{hook}", conn_type
+    from airflow_provider.hooks import CatalogHook, OldNameCatalogHook
+
+    assert (CatalogHook.conn_type, OldNameCatalogHook.conn_type) == ("executor-catalog", "executor_catalog")
