@@ -39,12 +39,27 @@ def get_provider_info() -> dict[str, Any]:
                         "port": "Port (only for an address without http:// or https://)",
                         "password": "Token",
                     },
-                    "placeholders": {
-                        "host": "http://127.0.0.1:8265",
-                        "extra": '{"max_concurrent": 8}',
+                    "placeholders": {"host": "http://127.0.0.1:8265"},
+                },
+                # The extra's keys are the executor's keyword arguments; the form lists the ones a
+                # person sets most (an empty field is left out; other keys go in the extra JSON).
+                "conn-fields": {
+                    "max_concurrent": {
+                        "label": "Max concurrent (local)",
+                        "description": "local executor: executions at once on this machine; empty: no limit",
+                        "schema": {"type": ["integer", "null"]},
+                    },
+                    "request_timeout": {
+                        "label": "Request timeout, seconds (ray)",
+                        "description": "Ray executor: seconds per call to the dashboard; empty: 30",
+                        "schema": {"type": ["number", "null"]},
+                    },
+                    "runtime_env": {
+                        "label": "Runtime env JSON (ray)",
+                        "description": 'Ray executor: the job\'s runtime_env, e.g. {"pip": ["pandas"]}',
+                        "schema": {"type": ["string", "null"]},
                     },
                 },
-                "conn-fields": {},
             },
             _catalog_connection_type(CATALOG_CONN_TYPES[0], "CatalogHook", "Task executor catalog"),
             _catalog_connection_type(

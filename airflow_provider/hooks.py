@@ -38,7 +38,9 @@ class ExecutorHook(BaseHook):
     """Reads an ``executor`` connection into executor keyword arguments.
 
     Connection fields: host (the backend address, e.g. a Ray dashboard URL), password (a token,
-    masked in logs), extra (a JSON object of further executor keyword arguments).
+    masked in logs), extra (a JSON object of further executor keyword arguments: see
+    docs/executors.md for each executor's; the form shows the common ones as fields, and a field
+    left empty, stored as ``null`` or ``""``, is no argument).
     """
 
     conn_name_attr = "executor_conn_id"
@@ -52,7 +54,12 @@ class ExecutorHook(BaseHook):
 
     @staticmethod
     def config_from_connection(conn: Connection, conn_id: str) -> dict[str, Any]:
-        config = {k: v for k, v in _extra(conn, conn_id).items() if not k.startswith("extra__")}
+        # The form's fields land in the extra as their names; one left empty is no argument.
+        config = {
+            k: v
+            for k, v in _extra(conn, conn_id).items()
+            if not k.startswith("extra__") and v is not None and v != ""
+        }
         if conn.host:
             host = conn.host if "://" in conn.host else f"http://{conn.host}"
             if conn.port and "://" not in conn.host:
