@@ -22,6 +22,15 @@ if TYPE_CHECKING:
 STATE_KEY = "executors.execution"
 """Task state store key holding the execution this task instance last started."""
 
+ABOUT = (
+    "Kept by airflow-provider-executors: the execution this task instance last started. Clearing it "
+    "deletes no data, but then a later try cannot find that execution (one still running is neither "
+    "adopted nor stopped, so it may run twice), and marking the task failed or success no longer "
+    "stops it."
+)
+"""Said in the record itself: the UI's Task State Store tab shows the record, and offers "Clear All"
+on it, with no word of its own on what clearing costs."""
+
 
 def _state_store(context: Context) -> Any:
     try:
@@ -35,7 +44,7 @@ def remember(context: Context, handle: ExecutionHandle, *, deferred: bool = Fals
     and again when deferring, marked ``deferred``."""
     state_store = _state_store(context)
     if state_store is not None:
-        state_store.set(STATE_KEY, {**handle.to_dict(), "deferred": deferred})
+        state_store.set(STATE_KEY, {"about": ABOUT, **handle.to_dict(), "deferred": deferred})
 
 
 def recorded(context: Context) -> tuple[ExecutionHandle, bool] | None:

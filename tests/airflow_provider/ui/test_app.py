@@ -110,6 +110,11 @@ def test_a_recorded_folder_outside_the_data_dir_is_named_not_read(
         assert row is not None, "the operator records its execution in the task state store"
         original = row.value
         record = json.loads(row.value)
+        # What the Task State Store tab shows beside its "Clear All": the record says what clearing costs.
+        assert (
+            record["about"].startswith("Kept by airflow-provider-executors")
+            and "run twice" in record["about"]
+        )
         record["driver"]["task_ctx"]["data_dir"] = str(elsewhere)
         row.value = json.dumps(record)
     try:
