@@ -215,12 +215,15 @@ def _key_fields(key: CacheKey) -> dict[str, str]:
 async def catalog_page(request: Request, user: GetUserDep) -> HTMLResponse:
     catalog = _catalog()
     entries = await catalog.list_entries()
-    rows = []
-    for entry in entries:
-        dag_id = access.producing_dag(entry)
-        if not await asyncio.to_thread(access.may, user, "GET", dag_id):
-            continue
-        rows.append({**entry.describe(), "dag_id": dag_id or "", "fields": _key_fields(entry.key)})
+    by_dag = {entry.reference: access.producing_dag(entry) for entry in entries}
+    readable = {  # one decision per DAG, not per entry (each may ask the metadata DB)
+        dag_id: await asyncio.to_thread(access.may, user, "GET", dag_id) for dag_id in set(by_dag.values())
+    }
+    rows = [
+        {**entry.describe(), "dag_id": by_dag[entry.reference] or "", "fields": _key_fields(entry.key)}
+        for entry in entries
+        if readable[by_dag[entry.reference]]
+    ]
     page = _pages.get_template("catalog.html").render(root=catalog.root, rows=rows, here=_here(request))
     return HTMLResponse(page)
 

@@ -39,6 +39,7 @@ from harness.fake_ti import FakeTI
 from tests.airflow_provider import dagtest
 from tests.airflow_provider.dagtest import DagTestRun
 from tests.airflow_provider.scripted import SCRIPTED_ID, ScriptedExecutor, recorded_calls_in
+from tests.airflow_provider.ui import folder_of_view_link
 
 default_registry.register(ScriptedExecutor, source="tests/airflow_provider/test_operators.py")
 
@@ -118,7 +119,7 @@ def test_non_deferrable_runs_to_success_in_the_worker(tmp_path: Path) -> None:
         str(tmp_path / "data"), dag_id="unit_dag", run_id="manual__unit", task_id="shout", map_index=-1,
         try_number=1,
     )  # fmt: skip
-    assert xcoms[RUN_URL_XCOM_KEY] == f"file://{folder}/logs"
+    assert folder_of_view_link(xcoms[RUN_URL_XCOM_KEY], str(tmp_path / "data")) == folder  # its view
     assert Path(folder, "outputs", "outputs.pb").exists() and Path(folder, "task.pb").exists()
 
 
@@ -448,7 +449,7 @@ def test_dag_succeeded_publishes_each_output_and_the_whole_dict(phases: tuple[Da
     assert run.xcom("succeeded") == outputs
     assert run.xcom("succeeded", "y") == 42
     assert run.xcom("succeeded", "shout") == ["A", "PROVIDER_TEST_PHASES"]
-    assert run.xcom("succeeded", RUN_URL_XCOM_KEY).startswith("file://")
+    assert run.xcom("succeeded", RUN_URL_XCOM_KEY).startswith("/executors/ti/provider_test_phases/succeeded/")
     assert "succeeded" in deferred
     assert run.callbacks_of("succeeded") == []
 
