@@ -33,8 +33,19 @@ from executors.core.errors import ExecutorsError
 from executors.data.execution_record import LOG_STREAMS, ExecutionRecord, read_execution_record, read_log_tail
 from executors.data.storage import DataStore
 
-FINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "ABORTED", "SKIPPED", "RECOVERED"})
-"""Event phases after which the page stops polling (flyteidl ``TaskExecution.Phase`` names)."""
+FINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "RETRYABLE_FAILED", "ABORTED", "TIMED_OUT"})
+"""Event phases that end an execution (flyteidl ``TaskExecution.Phase`` names)."""
+
+ENDED_STATES = frozenset({"success", "failed", "skipped", "upstream_failed", "removed", "up_for_retry"})
+"""Task instance states in which its latest try no longer runs."""
+
+
+def _ended(phase: str, place: locate.TryPlace) -> bool:
+    """Whether the page can stop polling: the execution said so, or Airflow did (a try killed
+    before its end was recorded, or one that is not the latest)."""
+    latest = place.attempt.try_number == place.latest_try
+    return phase in FINAL_PHASES or not latest or (place.state or "") in ENDED_STATES
+
 
 EVICT_TOKEN_SECONDS = 600
 """How long a confirmation page's token stays good."""
@@ -124,7 +135,7 @@ async def _execution(place: locate.TryPlace) -> dict[str, Any]:
         "folder": place.folder,
         "elsewhere": place.elsewhere,
         "phase": record.phase,
-        "final": record.phase in FINAL_PHASES,
+        "final": _ended(record.phase, place),
         "task": record.task,
         "task_type": record.task_type,
         "command": record.command,
@@ -168,7 +179,7 @@ async def logs_json(
     """The phase and the last 64 KB of each log, for the page to poll while the execution runs."""
     place = await _place(dag_id, task_id, run_id, map_index, try_number)
     record = await read_execution_record(DataStore(), place.folder)
-    return {"phase": record.phase, "final": record.phase in FINAL_PHASES, "logs": await _logs(place)}
+    return {"phase": record.phase, "final": _ended(record.phase, place), "logs": await _logs(place)}
 
 
 @app.get("/ti/{dag_id}/{task_id}/{run_id:path}", response_class=HTMLResponse, dependencies=[ReadTaskInstance])

@@ -200,4 +200,5 @@ def test_a_running_or_missing_folder_still_shows(
     assert resp.status_code == 200
     if kind == "api/ti":
         assert resp.json()["phase"] == "UNKNOWN"
+        assert resp.json()["final"], "Airflow says the try ended: the page stops polling"
         assert "task.pb: not there" in resp.json()["problems"]
