@@ -54,12 +54,17 @@ def recorded(context: Context) -> tuple[ExecutionHandle, bool] | None:
 
 def _previous(context: Context) -> tuple[ExecutionHandle, bool] | None:
     state_store = _state_store(context)
-    record = state_store.get(STATE_KEY) if state_store is not None else None
+    return from_record(state_store.get(STATE_KEY) if state_store is not None else None)
+
+
+def from_record(record: Any) -> tuple[ExecutionHandle, bool] | None:
+    """The execution a record holds and whether its try had deferred; ``None`` for anything that
+    is not such a record (written by another version of us, or by someone else: ignored)."""
     if not isinstance(record, dict):
         return None
     try:
         return ExecutionHandle.from_dict(record), bool(record.get("deferred", False))
-    except Exception:  # written by another version of us: ignore
+    except Exception:
         return None
 
 

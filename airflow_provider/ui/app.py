@@ -30,7 +30,13 @@ from airflow_provider.ui.paths import route
 from executors.catalog import CacheKey, FsspecCatalog
 from executors.catalog.key import cache_key, is_cacheable
 from executors.core.errors import ExecutorsError
-from executors.data.execution_record import LOG_STREAMS, ExecutionRecord, read_execution_record, read_log_tail
+from executors.data.execution_record import (
+    LOG_STREAMS,
+    ExecutionRecord,
+    latest_phase,
+    read_execution_record,
+    read_log_tail,
+)
 from executors.data.storage import DataStore
 
 FINAL_PHASES = frozenset({"SUCCEEDED", "FAILED", "RETRYABLE_FAILED", "ABORTED", "TIMED_OUT"})
@@ -121,7 +127,6 @@ def _cache_key(record: ExecutionRecord) -> str:
 
 async def _execution(place: locate.TryPlace) -> dict[str, Any]:
     record = await read_execution_record(DataStore(), place.folder)
-    recorded = place.recorded or {}
     return {
         "dag_id": place.attempt.dag_id,
         "run_id": place.attempt.run_id,
@@ -131,7 +136,7 @@ async def _execution(place: locate.TryPlace) -> dict[str, Any]:
         "latest_try": place.latest_try,
         "tries": place.tries,
         "state": place.state,
-        "executor": record.executor or recorded.get("executor_id", ""),
+        "executor": record.executor or (place.recorded.executor_id if place.recorded else ""),
         "folder": place.folder,
         "elsewhere": place.elsewhere,
         "phase": record.phase,
@@ -178,8 +183,8 @@ async def logs_json(
 ) -> dict[str, Any]:
     """The phase and the last 64 KB of each log, for the page to poll while the execution runs."""
     place = await _place(dag_id, task_id, run_id, map_index, try_number)
-    record = await read_execution_record(DataStore(), place.folder)
-    return {"phase": record.phase, "final": _ended(record.phase, place), "logs": await _logs(place)}
+    phase = await latest_phase(DataStore(), place.folder)
+    return {"phase": phase, "final": _ended(phase, place), "logs": await _logs(place)}
 
 
 @app.get("/ti/{dag_id}/{task_id}/{run_id:path}", response_class=HTMLResponse, dependencies=[ReadTaskInstance])

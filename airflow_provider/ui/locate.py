@@ -16,10 +16,12 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider import config
-from airflow_provider.adoption import STATE_KEY
+from airflow_provider.adoption import STATE_KEY, from_record
+from airflow_provider.execution import ExecutionHandle
 from airflow_provider.identity import Attempt
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.publishing import CACHE_STATUS_XCOM_KEY
+from executors.catalog.gate import CacheOutcome
 from executors.data.storage import DataStore, is_local, local_path
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ class TryPlace:
     latest_try: int
     tries: list[int]
     """Tries that have a folder, ascending."""
-    recorded: dict[str, Any] | None
+    recorded: ExecutionHandle | None
     """The task state store's record of the execution, when it is this try's."""
     elsewhere: str | None
     """The recorded folder of this try when it is not under the data dir (the view does not read it)."""
@@ -77,10 +79,8 @@ def find_try(
     folder = attempt.folder(data_dir)
     recorded = _recorded(session, attempt)
     elsewhere = None
-    if recorded is not None:
-        recorded_folder = str(((recorded.get("driver") or {}).get("task_ctx") or {}).get("data_dir") or "")
-        if recorded_folder and recorded_folder.rstrip("/") != folder.rstrip("/"):
-            elsewhere, recorded = recorded_folder, None
+    if recorded is not None and recorded.task_ctx.data_dir.rstrip("/") != folder.rstrip("/"):
+        elsewhere, recorded = recorded.task_ctx.data_dir, None
     return TryPlace(
         attempt=attempt,
         folder=folder,
@@ -94,7 +94,7 @@ def find_try(
     )
 
 
-def _recorded(session: Session, attempt: Attempt) -> dict[str, Any] | None:
+def _recorded(session: Session, attempt: Attempt) -> ExecutionHandle | None:
     """The recorded execution when it is ``attempt``'s (the record holds only the latest one)."""
     from airflow.models.task_state_store import TaskStateStoreModel
     from sqlalchemy import select
@@ -108,15 +108,8 @@ def _recorded(session: Session, attempt: Attempt) -> dict[str, Any] | None:
             TaskStateStoreModel.key == STATE_KEY,
         )
     )
-    record = _json(value)
-    if not isinstance(record, dict):
-        return None
-    ident = (((record.get("driver") or {}).get("task_ctx") or {}).get("task_execution_id") or {}).get(
-        "id"
-    ) or {}
-    if int(ident.get("retry_attempt") or 0) != attempt.try_number - 1:
-        return None
-    return record
+    found = from_record(_json(value))
+    return found[0] if found is not None and attempt.owns(found[0].task_ctx) else None
 
 
 def _xcom(session: Session, attempt: Attempt, key: str) -> Any:
@@ -141,14 +134,13 @@ def _run_url(session: Session, attempt: Attempt) -> str:
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else ""
 
 
-def _cache_status(session: Session, attempt: Attempt, recorded: dict[str, Any] | None) -> str:
+def _cache_status(session: Session, attempt: Attempt, recorded: ExecutionHandle | None) -> str:
     """The end's ``cache_status`` XCom, else what the catalog said at the start (the record)."""
     status = _xcom(session, attempt, CACHE_STATUS_XCOM_KEY)
     if isinstance(status, str) and status:
         return status
-    state = (((recorded or {}).get("driver") or {}).get("task_ctx") or {}).get("custom_state") or {}
-    catalog = state.get("catalog") if isinstance(state, dict) else None
-    return str(catalog.get("status") or "") if isinstance(catalog, dict) else ""
+    outcome = CacheOutcome.of(recorded.task_ctx) if recorded is not None else None
+    return outcome.status if outcome is not None else ""
 
 
 def _json(value: Any) -> Any:

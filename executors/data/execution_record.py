@@ -42,6 +42,8 @@ MAX_VALUE_CHARS = 2_000
 
 LOG_STREAMS = ("stdout", "stderr")
 
+_PHASE_NAMES = frozenset(execution_pb2.TaskExecution.Phase.keys())
+
 
 @dataclasses.dataclass(frozen=True)
 class ShownValue:
@@ -123,6 +125,21 @@ async def read_execution_record(store: DataStore, folder: str) -> ExecutionRecor
         template=template,
         input_literals=inputs,
     )
+
+
+async def latest_phase(store: DataStore, folder: str) -> str:
+    """The phase of the newest event (``UNKNOWN`` when none can be listed), read from its file's
+    name (``<stamp>-<phase>-v<n>.pb``): what a page polling a running execution needs, without
+    reading the rest of the folder."""
+    try:
+        names = await asyncio.to_thread(_event_names, store, folder, join(folder, "events"))
+    except Exception:
+        return "UNKNOWN"
+    for name in reversed(names):
+        parts = name[: -len(".pb")].split("-")
+        if len(parts) >= 3 and parts[1].upper() in _PHASE_NAMES:
+            return parts[1].upper()
+    return "UNKNOWN"
 
 
 async def read_log_tail(folder: str, stream: str, max_bytes: int = 64_000) -> tuple[str, int] | None:

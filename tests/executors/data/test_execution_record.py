@@ -67,6 +67,12 @@ async def test_a_succeeded_folder_reads_back_typed(store: DataStore, tmp_path: P
     assert record.command == ["python", "-c", "pass"] and record.error is None
 
 
+async def test_the_latest_phase_comes_from_the_newest_event_name(store: DataStore, tmp_path: Path) -> None:
+    assert await execution_record.latest_phase(store, str(tmp_path)) == "UNKNOWN"  # no events/
+    await _folder(store, tmp_path, succeeded=False)
+    assert await execution_record.latest_phase(store, str(tmp_path)) == "FAILED"
+
+
 async def test_a_failed_folder_shows_its_error_document(store: DataStore, tmp_path: Path) -> None:
     await _folder(store, tmp_path, succeeded=False)
     record = await read_execution_record(store, str(tmp_path))
