@@ -269,7 +269,7 @@ async def confirm_eviction(
     _, dag_id = await _entry_to_evict(user, key)
     token = _signer().dumps({"key": _key_fields(key), "user": user.get_id()})
     page = _pages.get_template("confirm.html").render(
-        key=str(key), dag_id=dag_id, fields=_key_fields(key), token=token,
+        key=str(key), dag_id=dag_id, token=token,
         action=_here(request) + "/catalog/evict", back=_here(request) + "/catalog",
     )  # fmt: skip
     return HTMLResponse(page)

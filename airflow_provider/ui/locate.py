@@ -97,33 +97,30 @@ def find_try(
 def _recorded(session: Session, attempt: Attempt) -> ExecutionHandle | None:
     """The recorded execution when it is ``attempt``'s (the record holds only the latest one)."""
     from airflow.models.task_state_store import TaskStateStoreModel
-    from sqlalchemy import select
 
-    value = session.scalar(
-        select(TaskStateStoreModel.value).where(
-            TaskStateStoreModel.dag_id == attempt.dag_id,
-            TaskStateStoreModel.run_id == attempt.run_id,
-            TaskStateStoreModel.task_id == attempt.task_id,
-            TaskStateStoreModel.map_index == attempt.map_index,
-            TaskStateStoreModel.key == STATE_KEY,
-        )
-    )
-    found = from_record(_json(value))
+    found = from_record(_json(_value(session, TaskStateStoreModel, attempt, STATE_KEY)))
     return found[0] if found is not None and attempt.owns(found[0].task_ctx) else None
 
 
 def _xcom(session: Session, attempt: Attempt, key: str) -> Any:
+    """An XCom of the task instance (a JSON column: the value comes back as the one pushed)."""
     from airflow.models.xcom import XComModel
+
+    return _value(session, XComModel, attempt, key)
+
+
+def _value(session: Session, model: Any, attempt: Attempt, key: str) -> Any:
+    """The ``value`` under ``key`` of the task instance's row in ``model``: the task state store
+    and XComs are both keyed by (dag_id, run_id, task_id, map_index, key)."""
     from sqlalchemy import select
 
-    # A JSON column: the value comes back as the Python value that was pushed.
     return session.scalar(
-        select(XComModel.value).where(
-            XComModel.dag_id == attempt.dag_id,
-            XComModel.run_id == attempt.run_id,
-            XComModel.task_id == attempt.task_id,
-            XComModel.map_index == attempt.map_index,
-            XComModel.key == key,
+        select(model.value).where(
+            model.dag_id == attempt.dag_id,
+            model.run_id == attempt.run_id,
+            model.task_id == attempt.task_id,
+            model.map_index == attempt.map_index,
+            model.key == key,
         )
     )
 
