@@ -207,6 +207,33 @@ class BaselineTrigger:
         yield None  # pragma: no cover - makes this an async generator, like BaseTrigger.run
 
 
+class LoggingBaselineTrigger(BaselineTrigger):
+    """The bare trigger that also logs what ours copies: every ``output_interval`` s, the lines
+    printed meanwhile (``OUTPUT_RATE`` a second), as one record through the same sink and the same
+    Airflow trigger logger. What Airflow's logging alone costs for that output: the floor of any
+    live copy, whoever writes it."""
+
+    async def run(self) -> Any:
+        from airflow_provider.execution import output_sink
+        from airflow_provider.triggers import ExecutorTrigger
+        from executors.core.output import OutputLines
+        from executors.engine.policy import DEFAULT_POLICY
+
+        if SEEN is not None:
+            SEEN.add(self.handle["handle"]["driver"]["task_ctx"]["owner_id"])
+        sink = output_sink(ExecutorTrigger.__new__(ExecutorTrigger).log)
+        every = DEFAULT_POLICY.output_interval
+        piece = OutputLines("stdout", OUTPUT_BLOCK[: int(OUTPUT_RATE * every) * len(OUTPUT_LINE) - 1])
+        next_copy = time.monotonic() + every * random.uniform(0.0, 1.0)
+        while True:
+            POLLS[0] += 1
+            if time.monotonic() >= next_copy:
+                sink([piece])
+                next_copy += every
+            await asyncio.sleep(POLL_INTERVAL * random.uniform(0.8, 1.2))
+        yield None  # pragma: no cover
+
+
 def _rss() -> int:
     import psutil
 
@@ -274,8 +301,9 @@ async def _worker_main(args: dict[str, Any]) -> dict[str, Any]:
 
     _register_memory_executor()
     serialized = _prepare_folders(root, n, PRINTING_MEMORY_ID if kind == "trigger+output" else MEMORY_ID)
-    cls: Any = BaselineTrigger if kind == "baseline" else ExecutorTrigger
-    if kind == "trigger+output":
+    bare = {"baseline": BaselineTrigger, "baseline+output": LoggingBaselineTrigger}
+    cls: Any = bare.get(kind, ExecutorTrigger)
+    if kind in ("trigger+output", "baseline+output"):
         # Each execution prints OUTPUT_RATE lines/s; the triggers' logs go to a file, as in a
         # triggerer (where each record also passes Airflow's own processors: not counted here).
         import logging
@@ -397,7 +425,8 @@ async def _worker_main(args: dict[str, Any]) -> dict[str, Any]:
     missed = result["lag_ms"]["p99"] >= LAG_TARGET_MS or (
         baseline_cpu and result["cpu_per_poll_us"] > CPU_RATIO_TARGET * float(baseline_cpu)
     )
-    if kind == "trigger" and args.get("profile_seconds") and (missed or args.get("profile_always")):
+    profiled = not kind.startswith("baseline") and args.get("profile_seconds")
+    if profiled and (missed or args.get("profile_always")):
         out = Path(args["profile_out"])
         cpu_p0, polls_p0 = _cpu(), POLLS[0]
         result["profile_error"] = await _profile_self(float(args["profile_seconds"]), out)
@@ -553,10 +582,11 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
     largest = max(sizes)
     plan = [(n, kind, False) for n in sizes for kind in ("baseline", "trigger")]
     plan += [(largest, "baseline", True), (largest, "trigger", True)]
-    plan += [(largest, "trigger+output", False)]
+    plan += [(largest, "baseline+output", False), (largest, "trigger+output", False)]
     if os.environ.get("BENCH_CAPACITY_ONLY") == "output":  # the live-output figures alone
         sizes = (largest,)  # type: ignore[assignment]
-        plan = [(largest, kind, False) for kind in ("baseline", "trigger", "trigger+output")]
+        kinds = ("baseline", "trigger", "baseline+output", "trigger+output")
+        plan = [(largest, kind, False) for kind in kinds]
     for n, kind, gb in plan:
         window = QUICK_WINDOW if quick else (WINDOW if n == largest and not gb else SMALL_WINDOW)
         data_dir = workdir / f"data-{n}-{kind}-{int(gb)}"
@@ -574,6 +604,10 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
             args["profile_seconds"] = QUICK_PROFILE_SECONDS if quick else PROFILE_SECONDS
             args["profile_out"] = str(BENCH_DIR / ".raw" / "trigger_capacity-py-spy.txt")
             Path(args["profile_out"]).parent.mkdir(exist_ok=True)
+        if kind == "trigger+output":
+            args["baseline_cpu_per_poll_us"] = results[(n, "baseline", False)]["cpu_per_poll_us"]
+            args["profile_seconds"] = QUICK_PROFILE_SECONDS if quick else PROFILE_SECONDS
+            args["profile_out"] = str(BENCH_DIR / ".raw" / "trigger_capacity-output-py-spy.txt")
         log(
             f"trigger_capacity: {kind}{' +greenback' if gb else ''} n={n} "
             f"({warmup:g}s warm-up, {window:g}s window)"
@@ -687,6 +721,17 @@ def run_in_process(quick: bool, report: Report, workdir: Path) -> None:
             "record per copy through Airflow's structlog processors (most of the cost) and a plain file "
             "handler; the cursor written every 30 s, all triggers' writes in one thread"
         ),
+    )
+    floor = results[(largest, "baseline+output", False)]
+    report.add(
+        f"in-process, N={largest:,}, live output: CPU per poll, beside the bare trigger logging the same",
+        o["cpu_per_poll_us"],
+        "us",
+        baseline=floor["cpu_per_poll_us"],
+        baseline_label="sleep-only trigger logging the same block every "
+        f"{DEFAULT_POLICY.output_interval:g} s through the same sink and logger, same run",
+        notes="what Airflow's logging of this output costs whoever copies it: ours over that floor "
+        "is the copy's own cost (read, cursor, scheduling)",
     )
     report.add(
         f"in-process, N={largest:,}, live output: event-loop lag p99",
