@@ -19,18 +19,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flyteidl.core import security_pb2, tasks_pb2
+from flyteidl.core import tasks_pb2
+
+from executors.core.secrets import secret_env_name
 
 _CONNECTION_FIELDS = ("password", "login", "host", "schema", "port")
 
 
 class MissingSecretError(LookupError):
     """A declared secret is neither a connection field nor a variable."""
-
-
-def secret_env_name(secret: security_pb2.Secret) -> str:
-    parts = [secret.group, secret.group_version, secret.key]
-    return "_FSEC_" + "_".join(p for p in parts if p).upper()
 
 
 async def _from_connection(group: str, key: str) -> str | None:

@@ -5,26 +5,18 @@
 # flytekit never enters the project's own .venv. Idempotent: a second run only re-checks the stamps.
 #
 # Two stamps, so that an edit of pyproject.toml (frequent) does not rebuild the whole venv (a minute):
-#   .installed-<hash of REQUIREMENTS>   the pinned packages are installed
+#   .installed-<hash of the requirements file>   the pinned packages are installed
 #   .project-<hash of pyproject.toml>   this project is installed (editable, without its dependencies)
 # Concurrent runs (two test sessions, the benchmark) wait for each other on a lock.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# The pins: the flytekit version the compatibility page names, and data libraries it works with.
-REQUIREMENTS=(
-  "flytekit==1.16.31"
-  "pandas==2.3.3"
-  "pyarrow==23.0.1"
-  "pydantic>=2.9,<3"
-  "protobuf>=7"
-  "flyteidl>=1.16,<2"
-  "fsspec" "psutil" "msgpack>=1.0" "jsonschema>=4"
-)
+# The pins (shared with the container suite's test image, harness/podman.py).
+REQUIREMENTS_FILE=scripts/flytekit-requirements.txt
 VENV=.venv-flytekit
 
 hash16() { sha256sum | cut -c1-16; }
-requirements_stamp="$VENV/.installed-$(printf '%s\n' "${REQUIREMENTS[@]}" | hash16)"
+requirements_stamp="$VENV/.installed-$(hash16 <"$REQUIREMENTS_FILE")"
 project_stamp="$VENV/.project-$(hash16 <pyproject.toml)"
 if [ -f "$requirements_stamp" ] && [ -f "$project_stamp" ] && [ -x "$VENV/bin/pyflyte-execute" ]; then
   exit 0
@@ -50,7 +42,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 if [ ! -f "$requirements_stamp" ] || [ ! -x "$VENV/bin/pyflyte-execute" ]; then
   echo "setup-flytekit: installing the pinned packages into $VENV" >&2
-  "$VENV/bin/python" -m pip install --quiet "${REQUIREMENTS[@]}"
+  "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS_FILE"
   rm -f "$VENV"/.installed-*
   touch "$requirements_stamp"
 fi

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from executors.backends.ray.executor import RayExecutor, parse_quantity
+from executors.backends.ray.executor import RayExecutor
 
-__all__ = ["RayExecutor", "parse_quantity"]
+__all__ = ["RayExecutor"]

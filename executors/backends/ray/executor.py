@@ -65,7 +65,7 @@ from executors.core.context import TaskContext
 from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
 from executors.core.output import OutputChunk, OutputLines, split_lines
 from executors.core.phase import TaskPhase
-from executors.core.resources import merged_resources, resource_value
+from executors.core.resources import merged_resources, parse_quantity, resource_value
 from executors.core.status import (
     ErrorOrigin,
     TaskError,
@@ -79,54 +79,6 @@ from executors.data.storage import DataStore, is_local, protocol_of
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
 MAX_MESSAGE_CHARS = 2000
 """Ray's failure message carries the last 20,000 characters of the job's logs; we keep a tail."""
-
-# -- Kubernetes quantities -------------------------------------------------------------------------
-
-_QUANTITY_RE = re.compile(
-    r"^\s*(?P<number>[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<suffix>[A-Za-z]*)\s*$"
-)
-_SUFFIXES: dict[str, float] = {
-    "": 1.0,
-    "n": 1e-9,
-    "u": 1e-6,
-    "m": 1e-3,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2.0**10,
-    "Mi": 2.0**20,
-    "Gi": 2.0**30,
-    "Ti": 2.0**40,
-    "Pi": 2.0**50,
-    "Ei": 2.0**60,
-}
-
-
-def parse_quantity(value: str | float | int, *, what: str = "quantity") -> float:
-    """A Kubernetes resource quantity as a number: ``"500m"`` -> 0.5, ``"2"`` -> 2.0,
-    ``"1Gi"`` -> 1073741824.0, ``"1.5G"`` -> 1.5e9, ``"1e3"`` -> 1000.0.
-
-    Suffixes are case-sensitive, as in Kubernetes (``m`` is milli, ``M`` mega). A value that is
-    not a quantity, negative, or not finite is a ValueError naming ``what``.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"{what}: {value!r} is not a resource quantity")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:
-        match = _QUANTITY_RE.match(str(value))
-        if match is None or match.group("suffix") not in _SUFFIXES:
-            known = ", ".join(s for s in _SUFFIXES if s)
-            raise ValueError(
-                f"{what}: {value!r} is not a resource quantity (a number with an optional suffix: {known})"
-            )
-        number = float(match.group("number")) * _SUFFIXES[match.group("suffix")]
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{what}: {value!r} must be a finite, non-negative quantity")
-    return number
 
 
 def ray_entrypoint_resources(resources: tasks_pb2.Resources) -> dict[str, float | int]:

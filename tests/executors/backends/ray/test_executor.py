@@ -29,9 +29,9 @@ from executors import (
     TaskPhase,
     TaskStatus,
 )
-from executors.backends.ray import RayExecutor, parse_quantity
+from executors.backends.ray import RayExecutor
 from executors.backends.ray.executor import is_loopback_host, ray_entrypoint_resources
-from executors.core.resources import resources_from_mapping
+from executors.core.resources import parse_quantity, resources_from_mapping
 from executors.data.task_template import build_task_template
 from tests.conftest import make_template
 from tests.executors.backends.ray.conftest import RayHead, TcpProxy, free_port, start_ray_head, stop_ray_head
