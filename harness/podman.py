@@ -12,8 +12,11 @@ There is no registry: the test image is built here (:func:`ensure_test_image`), 
 2. ``localhost/executors-deps:<hash>``: a venv at ``/opt/venv`` with the pinned flytekit and its
    data libraries (``scripts/flytekit-requirements.txt``, the same pins as ``.venv-flytekit``),
    installed from wheels downloaded here;
-3. ``localhost/executors-test:<hash of the source>``: this project installed into that venv, and a
-   marker file (:data:`IMAGE_MARKER`) that exists only in the image.
+3. ``localhost/executors-test:<hash of the source>``: this project installed into that venv, the
+   conformance suite's flytekit tasks (``tests/conformance/corpus``) in ``/opt/corpus`` on
+   ``PYTHONPATH``, as a Flyte task image carries its tasks' code, and a marker file
+   (:data:`IMAGE_MARKER`) that exists only in the image. :func:`ensure_test_image` also tags it with
+   the name the conformance corpus is serialized with.
 """
 
 from __future__ import annotations
@@ -40,7 +43,10 @@ DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_IMAGE = "localhost/executors-base:bookworm"
 IMAGE_MARKER = "/etc/executors-test-image"
 REQUIREMENTS = REPO / "scripts" / "flytekit-requirements.txt"
+CORPUS = REPO / "tests" / "conformance" / "corpus" / "flyte_tasks.py"
 MANAGED_LABEL = "io.airflow-provider-executors.managed"
+CONFORMANCE_IMAGE = "localhost/executors-flytekit:conformance"
+"""``tests/conformance/cases.py``'s name for the test image (kept equal by a test)."""
 
 
 class PodmanMissing(RuntimeError):
@@ -90,6 +96,14 @@ def podman(
     return done  # type: ignore[no-any-return]
 
 
+def _run(command: list[str], timeout: float) -> None:
+    """Run a build step; its output only if it fails (pip and debootstrap are chatty)."""
+    env = environment()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+
+
 def image_exists(image: str) -> bool:
     return podman("image", "exists", image, check=False).returncode == 0
 
@@ -111,6 +125,7 @@ def _source_hash() -> str:
     )
     return _hash(
         (REPO / "pyproject.toml").read_bytes(),
+        CORPUS.read_bytes(),
         *(str(p.relative_to(REPO)).encode() + p.read_bytes() for p in files),
     )
 
@@ -123,13 +138,13 @@ def _ensure_base() -> None:
         _log("building the base image (debootstrap of Debian 12 with python3; about a minute)")
         rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=HOME))
         try:
-            subprocess.run(
+            _run(
                 ["debootstrap", "--variant=minbase", "--include=python3,python3-venv", "bookworm",
                  str(rootfs), DEBIAN_MIRROR],
-                check=True, capture_output=True, timeout=900, env=environment(),
+                timeout=900,
             )  # fmt: skip
             partial = tarball.with_suffix(".partial")
-            subprocess.run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], check=True, timeout=600)
+            _run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], timeout=600)
             partial.rename(tarball)
         finally:
             shutil.rmtree(rootfs, ignore_errors=True)
@@ -153,10 +168,10 @@ def _ensure_deps() -> str:
     if not (wheels / ".complete").exists():
         _log("downloading the image's wheels (flytekit and its data libraries)")
         wheels.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
+        _run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
              "--dest", str(wheels), "-r", str(REQUIREMENTS)],
-            check=True, timeout=900,
+            timeout=900,
         )  # fmt: skip
         (wheels / ".complete").touch()
     _log(f"building {tag} (a venv with flytekit)")
@@ -186,34 +201,41 @@ def ensure_test_image() -> str:
     HOME.mkdir(parents=True, exist_ok=True)
     with _lock():
         tag = f"localhost/executors-test:{_source_hash()}"
-        if image_exists(tag):
-            return tag
-        t0 = time.monotonic()
-        _ensure_base()
-        deps = _ensure_deps()
-        context = Path(tempfile.mkdtemp(prefix="ctx-", dir=HOME))
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                 "--wheel-dir", str(context), str(REPO)],
-                check=True, timeout=600, capture_output=True,
-            )  # fmt: skip
-            wheel = next(context.glob("*.whl")).name
-            _build(
-                tag,
-                f"FROM {deps}\n"
-                f"COPY {wheel} /tmp/{wheel}\n"
-                f"RUN /opt/venv/bin/pip install --quiet --no-deps /tmp/{wheel} && rm /tmp/{wheel} "
-                f"&& echo 'made by harness/podman.py for the container suite' > {IMAGE_MARKER}\n",
-                context,
-            )
-        finally:
-            shutil.rmtree(context, ignore_errors=True)
-        for line in podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
-            if line.startswith("localhost/executors-test:") and line != tag:
-                podman("rmi", "--force", line, check=False)  # older sources: not needed again
-        _log(f"built {tag} in {time.monotonic() - t0:.0f}s")
+        if not image_exists(tag):
+            _build_test_image(tag)
+        podman("tag", tag, CONFORMANCE_IMAGE)
         return tag
+
+
+def _build_test_image(tag: str) -> None:
+    t0 = time.monotonic()
+    _ensure_base()
+    deps = _ensure_deps()
+    context = Path(tempfile.mkdtemp(prefix="ctx-", dir=HOME))
+    try:
+        _run(
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+             "--wheel-dir", str(context), str(REPO)],
+            timeout=600,
+        )  # fmt: skip
+        wheel = next(context.glob("*.whl")).name
+        shutil.copy(CORPUS, context / CORPUS.name)
+        _build(
+            tag,
+            f"FROM {deps}\n"
+            f"COPY {CORPUS.name} /opt/corpus/{CORPUS.name}\n"
+            "ENV PYTHONPATH=/opt/corpus\n"
+            f"COPY {wheel} /tmp/{wheel}\n"
+            f"RUN /opt/venv/bin/pip install --quiet --no-deps /tmp/{wheel} && rm /tmp/{wheel} "
+            f"&& echo 'made by harness/podman.py for the container suite' > {IMAGE_MARKER}\n",
+            context,
+        )
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    for line in podman("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).stdout.split():
+        if line.startswith("localhost/executors-test:") and line != tag:
+            podman("rmi", "--force", line, check=False)  # older sources: not needed again
+    _log(f"built {tag} in {time.monotonic() - t0:.0f}s")
 
 
 @contextlib.contextmanager

@@ -48,11 +48,11 @@ def case_operator(
     if case.operator_retries:
         kwargs.setdefault("retries", serialized["retries"])
     kwargs.setdefault("inputs", plain.decode(serialized["inputs"]))
+    kwargs.setdefault("environment", flytekit_environment())
     return ExecutorOperator(
         task_id=name,
         executor_id=executor_id,
         task_template=serialized["template"],
-        environment=flytekit_environment(),
         poll_interval=0.2,
         **kwargs,
     )

@@ -15,7 +15,7 @@ import dataclasses
 class Case:
     name: str
     ray: bool = False
-    """Also run on the Ray executor."""
+    """Also run on the Ray executor and, in the task image, on the container executor."""
     operator_retries: bool = True
     """Pass the template's ``metadata.retries`` to the operator as Airflow ``retries``. ``False``:
     the operator gets no ``retries`` and only the template says how often Flyte would retry."""
@@ -77,9 +77,12 @@ CASES: dict[str, Case] = {
 
 LOCAL_CASES = sorted(CASES)
 RAY_CASES = sorted(name for name, case in CASES.items() if case.ray)
+DOCKER_CASES = RAY_CASES
+"""The container executor runs the same subset, each in the image flytekit serialized it with."""
 
 LOCAL_DAG_ID = "conformance_local"
 RAY_DAG_ID = "conformance_ray"
+DOCKER_DAG_ID = "conformance_docker"
 
 OUTDIR_ENV = "CONFORMANCE_OUTDIR"
 """The folder ``flytekit_side.py serialize`` wrote (``cases.json``, one folder per case)."""
@@ -88,6 +91,12 @@ SELECTED_ENV = "CONFORMANCE_SELECTED"
 every one. Lets ``pytest -k`` run a small DAG."""
 RAY_ADDRESS_ENV = "CONFORMANCE_RAY_ADDRESS"
 """The Ray dashboard address the Ray DAG's tasks use."""
+DOCKER_ADDRESS_ENV = "CONFORMANCE_DOCKER_ADDRESS"
+"""The container engine (Docker API socket) the container DAG's tasks use."""
+CONFORMANCE_IMAGE = "localhost/executors-flytekit:conformance"
+"""The image flytekit serializes the corpus with (``container.image`` of every ``task.pb``): the
+container suite's test image (``harness/podman.py``: flytekit, this corpus and this project), tagged
+so. The local and Ray executors run on their own environment and ignore it."""
 
 # The chains of the local DAG (task ids besides the cases').
 CHAIN_DESCRIBE = "describe_report"

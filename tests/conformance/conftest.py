@@ -25,6 +25,8 @@ from tests.conformance.cases import (
     CASES,
     CHAIN_DESCRIBE,
     CHAIN_MAKE_INPUTS,
+    DOCKER_ADDRESS_ENV,
+    DOCKER_CASES,
     OUTDIR_ENV,
     RAY_ADDRESS_ENV,
     RAY_CASES,
@@ -303,6 +305,40 @@ def ray_run(
     return run_conformance_dag(
         CONFORMANCE_DAGS / "conformance_ray.py", "ray", sorted(names), corpus, flytekit_python,
         tmp_path_factory.mktemp("conformance-ray"), {RAY_ADDRESS_ENV: conformance_ray_head.address},
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def conformance_engine() -> Iterator[str]:
+    """A Podman service (the Docker API) for this module, and the test image it runs the corpus in
+    (flytekit serialized every task with that image's name, see ``cases.CONFORMANCE_IMAGE``)."""
+    from harness import podman
+
+    t0 = time.monotonic()
+    podman.ensure_test_image()
+    service = podman.start_service()
+    TIMINGS["container engine and image"] = time.monotonic() - t0
+    try:
+        yield service.address
+    finally:
+        left = podman.leftover_containers({"io.airflow-provider-executors.domain": "conformance_docker"})
+        podman.remove_containers(left)
+        service.stop()
+        assert not left, f"the container conformance run left containers behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def docker_run(
+    airflow_db: str,
+    corpus: Corpus,
+    flytekit_python: Path,
+    conformance_engine: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> ConformanceRun:
+    names = SELECTED.get("docker") or set(DOCKER_CASES)
+    return run_conformance_dag(
+        CONFORMANCE_DAGS / "conformance_docker.py", "docker", sorted(names), corpus, flytekit_python,
+        tmp_path_factory.mktemp("conformance-docker"), {DOCKER_ADDRESS_ENV: conformance_engine},
     )  # fmt: skip
 
 

@@ -227,7 +227,10 @@ def serialize(outdir: pathlib.Path) -> None:
             f"only in the corpus {sorted(theirs - ours)}"
         )
     settings = SerializationSettings(
-        image_config=ImageConfig.auto_default_image(), project=PROJECT, domain=DOMAIN, version=VERSION
+        image_config=ImageConfig.auto(img_name=static_cases.CONFORMANCE_IMAGE),
+        project=PROJECT,
+        domain=DOMAIN,
+        version=VERSION,
     )
     outdir.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {}

@@ -34,6 +34,8 @@ from tests.conformance.cases import (
     CASES,
     CHAIN_DESCRIBE,
     CHAIN_MAKE_INPUTS,
+    CONFORMANCE_IMAGE,
+    DOCKER_CASES,
     LOCAL_CASES,
     RAY_CASES,
     RECEIVE_NONE,
@@ -43,7 +45,11 @@ from tests.conformance.conftest import CaseRun, ConformanceRun, Corpus
 
 pytestmark = [pytest.mark.e2e, pytest.mark.conformance]
 
-PARAMS = [("local", n) for n in LOCAL_CASES] + [("ray", n) for n in RAY_CASES]
+PARAMS = (
+    [("local", n) for n in LOCAL_CASES]
+    + [("ray", n) for n in RAY_CASES]
+    + [("docker", n) for n in DOCKER_CASES]
+)
 
 
 def _reference_in(outputs_pb: Path | None, name: str) -> tuple[str, dict[str, Any] | None] | None:
@@ -216,6 +222,13 @@ def test_case(executor: str, name: str, corpus: Corpus, request: pytest.FixtureR
     assert_conforms(run.cases[name], corpus.expected(name))
 
 
+def test_the_corpus_image_is_the_test_image() -> None:
+    """The image flytekit serializes the corpus with is the one the container suite builds."""
+    from harness import podman
+
+    assert CONFORMANCE_IMAGE == podman.CONFORMANCE_IMAGE
+
+
 def test_corpus_is_serialized_by_flytekit(corpus: Corpus) -> None:
     """At least 30 distinct flytekit tasks; every template is flytekit's, command untouched."""
     tasks = {corpus.index[name]["task"] for name in CASES}
@@ -224,6 +237,7 @@ def test_corpus_is_serialized_by_flytekit(corpus: Corpus) -> None:
         template = tasks_pb2.TaskTemplate()
         template.ParseFromString(Path(corpus.index[name]["template"]).read_bytes())
         assert template.type == "python-task"
+        assert template.container.image == CONFORMANCE_IMAGE, template.container.image
         assert template.metadata.runtime.flavor == "python" and template.metadata.runtime.version == "1.16.31"
         args = list(template.container.command) + list(template.container.args)
         assert args[:5] == [

@@ -111,7 +111,7 @@ class EngineClient:
         if response.is_success or response.status_code == 304:
             return
         message = _message(response)
-        if response.status_code >= 500 and not _is_answer(message):
+        if _engine_failed(response):
             raise EngineUnreachable(f"{what}: the container engine at {self.address} failed: {message}")
         raise EngineError(response.status_code, message, what=what)
 
@@ -222,7 +222,7 @@ class EngineClient:
             ) as response:
                 if not response.is_success:
                     await response.aread()
-                    if response.status_code >= 500 and not _is_answer(_message(response)):
+                    if _engine_failed(response):
                         raise EngineUnreachable(f"{what}: {_message(response)}")
                     return _message(response)
                 async for line in response.aiter_lines():
@@ -260,19 +260,17 @@ def _q(name: str, safe: str = "") -> str:
     return urllib.parse.quote(name, safe=safe)
 
 
-def _is_answer(message: str) -> bool:
-    """Whether a 5xx body is the engine's answer about the request (Podman 4 reports many
-    refusals as 500: no such image, name in use, invalid argument) rather than the engine failing."""
-    lowered = message.lower()
-    return any(
-        phrase in lowered
-        for phrase in (
-            "no such",
-            "not known",
-            "already in use",
-            "invalid",
-            "not found",
-            "executable file",
-            "permission denied",
-        )
-    )
+def _engine_failed(response: httpx.Response) -> bool:
+    """Whether an error status is the engine (or a proxy before it) failing, rather than its answer
+    about the request. Podman 4 answers many refusals with HTTP 500 and a JSON ``message`` (a bad
+    mount, an unknown image, a name in use): those are answers. A gateway error (502-504), or a
+    5xx without the engine's JSON body, is the engine being away."""
+    if response.status_code < 500:
+        return False
+    if response.status_code in (502, 503, 504):
+        return True
+    try:
+        body = response.json()
+    except ValueError:
+        return True
+    return not (isinstance(body, Mapping) and body.get("message"))

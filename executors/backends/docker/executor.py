@@ -246,8 +246,8 @@ class DockerExecutor(Executor):
                 image=image,
                 command=command,
                 env=self._environment(task_ctx, task),
-                binds=[f"{folder}:{folder}" for folder in local_folders(task_ctx)]
-                + ([f"{secrets}:{DEFAULT_SECRETS_DIR}:ro"] if secrets else []),
+                mounts=[(folder, folder, False) for folder in local_folders(task_ctx)]
+                + ([(secrets, DEFAULT_SECRETS_DIR, True)] if secrets else []),
                 network=self.network,
                 user=self.user,
                 working_dir=self.working_dir,

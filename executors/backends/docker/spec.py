@@ -12,7 +12,9 @@ is tested without an engine):
 * ``HostConfig``: CPU limit -> ``NanoCpus``, CPU request -> ``CpuShares`` (1,024 a CPU), memory
   limit -> ``Memory``, memory request -> ``MemoryReservation``, GPUs -> one ``DeviceRequests``
   entry (``Count``); storage requests are not something an engine can honour and are ignored;
-  ``Binds`` for every local folder the task reads or writes (mounted at the same path);
+  ``Mounts`` (bind mounts, structured: an Airflow run id puts ``:`` in paths, which the
+  ``host:container`` form of ``Binds`` cannot hold) for every local folder the task reads or
+  writes, each at its own path;
 * ``WorkingDir`` and ``User`` from the executor's options;
 * ``Labels``: the context's labels, then ours (:data:`LABEL_PREFIX`...): the execution, its owner,
   and the Flyte identity (project, domain = DAG, run, task, attempt), so a person (or a test's
@@ -123,7 +125,7 @@ def create_body(
     image: str,
     command: Sequence[str],
     env: Mapping[str, str],
-    binds: Sequence[str],
+    mounts: Sequence[tuple[str, str, bool]],
     network: str | None,
     user: str | None,
     working_dir: str | None,
@@ -133,7 +135,10 @@ def create_body(
     labels.update(owner_labels(task_ctx))
     host_config: dict[str, Any] = {
         **host_resources(merged_resources(task.container.resources, task_ctx.overrides.resources)),
-        "Binds": list(binds),
+        "Mounts": [
+            {"Type": "bind", "Source": source, "Target": target, "ReadOnly": read_only}
+            for source, target, read_only in mounts
+        ],
     }
     if network:
         host_config["NetworkMode"] = network

@@ -329,3 +329,21 @@ async def test_the_engine_away_for_ten_seconds_mid_run_is_waited_out(
     finally:
         await executor.close()
         service.stop()
+
+
+async def test_a_data_dir_with_colons_is_mounted(
+    docker_executor: DockerExecutor, store: DataStore, make_ctx: Callable[..., TaskContext], tmp_path: Any
+) -> None:
+    """Airflow's run ids (``manual__2026-12-06T22:51:55.386416+00:00``) put ``:`` in the execution's
+    folder, which the ``host:container`` form of a bind cannot hold (found by the conformance run)."""
+    ctx = make_ctx()
+    folder = tmp_path / "manual__2026-12-06T22:51:55.386416+00:00" / ctx.generated_name
+    ctx = TaskContext(task_execution_id=ctx.task_execution_id, data_dir=str(folder))
+    template = image_template(
+        DOUBLER, "{{.input}}", "{{.outputPrefix}}", inputs={"x": INT}, outputs={"y": INT}
+    )
+    inputs = literals_pb2.LiteralMap()
+    inputs.literals["x"].scalar.primitive.integer = 4
+    assert (await start(docker_executor, store, ctx, template, inputs)).phase is TaskPhase.RUNNING
+    assert (await wait_final(docker_executor, ctx, template)).phase is TaskPhase.SUCCEEDED
+    assert (await docker_executor.resolve_outputs(ctx, "y"))["y"].scalar.primitive.integer == 8

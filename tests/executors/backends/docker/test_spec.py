@@ -81,7 +81,7 @@ def test_the_body_carries_command_env_labels_and_mounts(make_ctx: Callable[..., 
         image="localhost/x:1",
         command=["python", "-c", "print(1)"],
         env={"A": "1"},
-        binds=[f"{ctx.data_dir}:{ctx.data_dir}"],
+        mounts=[(ctx.data_dir, ctx.data_dir, False)],
         network="host",
         user="1000:1000",
         working_dir="/work",
@@ -91,7 +91,9 @@ def test_the_body_carries_command_env_labels_and_mounts(make_ctx: Callable[..., 
     assert body["Env"] == ["A=1"]
     assert body["Labels"]["team"] == "data" and body["Labels"][MANAGED_LABEL] == "true"
     assert body["Labels"]["io.airflow-provider-executors.execution"] == ctx.generated_name
-    assert body["HostConfig"]["Binds"] == [f"{ctx.data_dir}:{ctx.data_dir}"]
+    assert body["HostConfig"]["Mounts"] == [
+        {"Type": "bind", "Source": ctx.data_dir, "Target": ctx.data_dir, "ReadOnly": False}
+    ]
     assert body["HostConfig"]["NetworkMode"] == "host"
     assert (body["User"], body["WorkingDir"]) == ("1000:1000", "/work")
     assert os.path.isabs(ctx.data_dir)
