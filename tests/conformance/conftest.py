@@ -348,12 +348,15 @@ _OUTCOMES: dict[tuple[str, str], str] = {}
 _ORDER: list[str] = []
 
 
+EXECUTORS = ("local", "ray", "docker")
+
+
 def _row_of(item_name: str) -> tuple[str, str]:
     """``test_case[local-int]`` -> (``int``, ``local``); another test -> (its name, ``local``)."""
     if "[" in item_name:
         param = item_name.split("[", 1)[1].rstrip("]")
         executor, _, case = param.partition("-")
-        if executor in ("local", "ray") and case:
+        if executor in EXECUTORS and case:
             return case, executor
     return item_name.removeprefix("test_"), "local"
 
@@ -374,12 +377,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     width = max(len(n) for n in _ORDER) + 2
     tr = terminalreporter
     tr.section("Flyte conformance")
-    tr.write_line(f"{'case':<{width}}{'local':<8}{'ray':<8}")
+    tr.write_line(f"{'case':<{width}}" + "".join(f"{e:<8}" for e in EXECUTORS))
     for name in _ORDER:
-        local = _OUTCOMES.get((name, "local"), "-")
-        ray = _OUTCOMES.get((name, "ray"), "-")
-        tr.write_line(f"{name:<{width}}{local:<8}{ray:<8}")
-    for executor in ("local", "ray"):
+        tr.write_line(f"{name:<{width}}" + "".join(f"{_OUTCOMES.get((name, e), '-'):<8}" for e in EXECUTORS))
+    for executor in EXECUTORS:
         results = [v for (_, e), v in _OUTCOMES.items() if e == executor]
         if results:
             tr.write_line(f"{executor}: {results.count('pass')}/{len(results)} passed")

@@ -67,7 +67,7 @@ from executors.backends.docker.logs import (
     read_saved,
     saved_line,
 )
-from executors.backends.docker.spec import create_body, local_folders
+from executors.backends.docker.spec import create_body, input_paths, local_folders, outermost
 from executors.backends.docker.status import ended_status, running_status
 from executors.backends.outputs import OutputsResolver
 from executors.core.context import TaskContext
@@ -246,8 +246,7 @@ class DockerExecutor(Executor):
                 image=image,
                 command=command,
                 env=self._environment(task_ctx, task),
-                mounts=[(folder, folder, False) for folder in local_folders(task_ctx)]
-                + ([(secrets, DEFAULT_SECRETS_DIR, True)] if secrets else []),
+                mounts=self._mounts(task_ctx, inputs, secrets),
                 network=self.network,
                 user=self.user,
                 working_dir=self.working_dir,
@@ -331,6 +330,21 @@ class DockerExecutor(Executor):
                 ErrorOrigin.USER,
             )
         )
+
+    @staticmethod
+    def _mounts(
+        task_ctx: TaskContext, inputs: literals_pb2.LiteralMap, secrets: str | None
+    ) -> list[tuple[str, str, bool]]:
+        """The execution's folders (read-write), the local files its inputs point at (read-only,
+        unless inside those folders), the secrets (read-only), each at its path."""
+        folders = local_folders(task_ctx)
+        mounts = [(folder, folder, False) for folder in folders]
+        for path in outermost(input_paths(inputs)):
+            if not any(path == f or path.startswith(f.rstrip("/") + "/") for f in folders):
+                mounts.append((path, path, True))
+        if secrets:
+            mounts.append((secrets, DEFAULT_SECRETS_DIR, True))
+        return mounts
 
     def _environment(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, str]:
         names = self.pass_env

@@ -28,7 +28,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flyteidl.core import tasks_pb2
+from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.core.context import TaskContext
 from executors.core.resources import merged_resources, parse_quantity, resource_value
@@ -111,11 +111,48 @@ def local_folders(task_ctx: TaskContext) -> list[str]:
     previous = task_ctx.prev_checkpoint_prefix
     if previous and is_local(previous) and os.path.isdir(local_path(previous)):
         candidates.append(local_path(previous))
-    folders: list[str] = []
-    for folder in sorted({os.path.abspath(c) for c in candidates}, key=len):
-        if not any(folder == f or folder.startswith(f.rstrip("/") + "/") for f in folders):
-            folders.append(folder)
-    return folders
+    return outermost([os.path.abspath(c) for c in candidates])
+
+
+def input_paths(inputs: literals_pb2.LiteralMap) -> list[str]:
+    """The local files and folders the inputs point at (a blob's or a structured dataset's URI, in
+    collections and maps too) that exist here: mounted read-only at their own paths, so a task
+    opens an input file that lives outside the execution's folder as it would on this machine."""
+    found: set[str] = set()
+
+    def visit(literal: literals_pb2.Literal) -> None:
+        kind = literal.WhichOneof("value")
+        if kind == "collection":
+            for item in literal.collection.literals:
+                visit(item)
+        elif kind == "map":
+            for item in literal.map.literals.values():
+                visit(item)
+        elif kind == "scalar":
+            scalar = literal.scalar
+            which = scalar.WhichOneof("value")
+            uri = (
+                scalar.blob.uri
+                if which == "blob"
+                else scalar.structured_dataset.uri
+                if which == "structured_dataset"
+                else ""
+            )
+            if uri and is_local(uri) and os.path.exists(local_path(uri)):
+                found.add(os.path.abspath(local_path(uri)))
+
+    for literal in inputs.literals.values():
+        visit(literal)
+    return sorted(found)
+
+
+def outermost(paths: Sequence[str]) -> list[str]:
+    """``paths`` without those inside another one of them."""
+    kept: list[str] = []
+    for path in sorted(set(paths), key=len):
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    return kept
 
 
 def create_body(

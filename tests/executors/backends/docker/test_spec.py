@@ -97,3 +97,21 @@ def test_the_body_carries_command_env_labels_and_mounts(make_ctx: Callable[..., 
     assert body["HostConfig"]["NetworkMode"] == "host"
     assert (body["User"], body["WorkingDir"]) == ("1000:1000", "/work")
     assert os.path.isabs(ctx.data_dir)
+
+
+def test_local_input_files_are_found_in_collections_and_maps(tmp_path: Path) -> None:
+    from flyteidl.core import literals_pb2
+
+    from executors.backends.docker.spec import input_paths
+
+    table, listed = tmp_path / "table", tmp_path / "listed.csv"
+    table.mkdir()
+    listed.write_text("a\n")
+    inputs = literals_pb2.LiteralMap()
+    inputs.literals["df"].scalar.structured_dataset.uri = str(table)
+    item = inputs.literals["files"].collection.literals.add()
+    item.scalar.blob.uri = f"file://{listed}"
+    inputs.literals["remote"].scalar.blob.uri = "s3://bucket/x.csv"
+    inputs.literals["gone"].map.literals["k"].scalar.blob.uri = str(tmp_path / "missing")
+    inputs.literals["n"].scalar.primitive.integer = 1
+    assert input_paths(inputs) == sorted([str(table), str(listed)])
