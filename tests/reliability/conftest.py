@@ -180,3 +180,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     if attach_stack_logs(item, report_, "rel_stack"):
         _SESSION["failed"] = True
+
+
+@pytest.fixture(scope="session")
+def rel_engine() -> Iterator[Any]:
+    """A Podman service (the Docker API) and the test image, for the container scenarios only."""
+    from harness import podman
+
+    image = podman.ensure_test_image()
+    service = podman.start_service()
+    report(f"Podman engine at {service.address}, image {image}")
+    try:
+        yield service, image
+    finally:
+        left = podman.leftover_containers()
+        podman.remove_containers(left)
+        service.stop()
+        assert not left, f"the container scenarios left containers behind: {left}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import signal
 import time
@@ -147,12 +148,17 @@ def user_action(stack: AirflowStack, action: str, dag_id: str, run_id: str, task
         raise ValueError(action)
 
 
-def create_connection(stack: AirflowStack, conn_id: str, conn_type: str, host: str) -> None:
+def create_connection(
+    stack: AirflowStack, conn_id: str, conn_type: str, host: str, extra: dict[str, Any] | None = None
+) -> None:
     path = "/api/v2/connections"
     resp = stack.client.request("GET", f"{path}/{conn_id}")
     if resp.status_code == 200:
         return
-    _call(stack, "POST", path, {"connection_id": conn_id, "conn_type": conn_type, "host": host})
+    body: dict[str, Any] = {"connection_id": conn_id, "conn_type": conn_type, "host": host}
+    if extra:
+        body["extra"] = json.dumps(extra)
+    _call(stack, "POST", path, body)
 
 
 # -- processes -----------------------------------------------------------------------------------

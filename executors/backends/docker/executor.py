@@ -113,6 +113,36 @@ def _names(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
     return tuple(v for v in value if v)
 
 
+def _mounts_option(
+    value: Sequence[str | Mapping[str, Any]] | str | None,
+) -> tuple[tuple[str, str, bool], ...]:
+    what = "docker executor option mounts"
+    if value is None or value == "":
+        return ()
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"{what}: not a JSON list ({exc})") from None
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ValueError(f"{what}: expected a list, got {value!r}")
+    out = []
+    for index, entry in enumerate(value):
+        if isinstance(entry, str):
+            source, target, read_only = entry, entry, False
+        elif isinstance(entry, Mapping) and entry.get("source"):
+            source, target = str(entry["source"]), str(entry.get("target") or entry["source"])
+            read_only = bool(entry.get("read_only", False))
+        else:
+            raise ValueError(
+                f"{what}[{index}]: expected a path or {{source, target, read_only}}, got {entry!r}"
+            )
+        if not (source.startswith("/") and target.startswith("/")):
+            raise ValueError(f"{what}[{index}]: paths must be absolute, got {entry!r}")
+        out.append((source, target, read_only))
+    return tuple(out)
+
+
 def _default_secrets_dir() -> str:
     return (
         "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
@@ -142,9 +172,15 @@ class DockerExecutor(Executor):
     ``pass_env``
         names of this process's variables passed to the container (a list or comma-separated);
         default: the common cloud credential variables when the data dir is not local, else none.
+    ``mounts``
+        more host folders for every container (a list, or JSON): an absolute path (mounted at
+        the same path, read-write) or ``{"source": ..., "target": ..., "read_only": true}``.
     ``secrets_dir``
         the folder of this machine under which a container's secret files are made (default
         ``/dev/shm``); it must be where the engine can mount it from.
+    ``init``
+        run a small init as the container's PID 1 (default true), so that the command gets the
+        SIGTERM of a kill (a command that is PID 1 ignores it and is SIGKILLed after ``stop_grace``).
     ``stop_grace``
         seconds between SIGTERM and SIGKILL on a kill (default 10).
     ``request_timeout``
@@ -164,7 +200,9 @@ class DockerExecutor(Executor):
         user: str | None = None,
         working_dir: str | None = None,
         pass_env: Sequence[str] | str | None = None,
+        mounts: Sequence[str | Mapping[str, Any]] | str | None = None,
         secrets_dir: str | None = None,
+        init: bool | str = True,
         stop_grace: float | str = 10,
         request_timeout: float | str = 30.0,
         pull_timeout: float | str = 600.0,
@@ -177,7 +215,11 @@ class DockerExecutor(Executor):
         self.user = (user or "").strip() or None
         self.working_dir = (working_dir or "").strip() or None
         self.pass_env = _names(pass_env)
+        self.mounts = _mounts_option(mounts)
         self.secrets_dir = secrets_dir or _default_secrets_dir()
+        self.init = (
+            init if isinstance(init, bool) else str(init).strip().lower() in ("1", "true", "yes", "on")
+        )
         self.stop_grace = max(0, round(float(stop_grace)))
         self.request_timeout = float(request_timeout)
         self.pull_timeout = float(pull_timeout)
@@ -250,6 +292,7 @@ class DockerExecutor(Executor):
                 network=self.network,
                 user=self.user,
                 working_dir=self.working_dir,
+                init=self.init,
             )
         except ValueError as exc:  # a resource that is not a quantity
             return permanent_failure(TaskError("InvalidResources", str(exc), ErrorOrigin.USER))
@@ -331,12 +374,12 @@ class DockerExecutor(Executor):
             )
         )
 
-    @staticmethod
     def _mounts(
-        task_ctx: TaskContext, inputs: literals_pb2.LiteralMap, secrets: str | None
+        self, task_ctx: TaskContext, inputs: literals_pb2.LiteralMap, secrets: str | None
     ) -> list[tuple[str, str, bool]]:
         """The execution's folders (read-write), the local files its inputs point at (read-only,
-        unless inside those folders), the secrets (read-only), each at its path."""
+        unless inside those folders), the secrets (read-only), each at its path, then ``mounts``."""
+        extra = self.mounts
         folders = local_folders(task_ctx)
         mounts = [(folder, folder, False) for folder in folders]
         for path in outermost(input_paths(inputs)):
@@ -344,7 +387,7 @@ class DockerExecutor(Executor):
                 mounts.append((path, path, True))
         if secrets:
             mounts.append((secrets, DEFAULT_SECRETS_DIR, True))
-        return mounts
+        return mounts + list(extra)
 
     def _environment(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, str]:
         names = self.pass_env
@@ -432,6 +475,7 @@ class DockerExecutor(Executor):
                 "Id": info.get("Id"),
                 "State": info.get("State"),
                 "HostConfig": {"Memory": (info.get("HostConfig") or {}).get("Memory")},
+                "Config": {"Cmd": (info.get("Config") or {}).get("Cmd")},
             }
             await self._store.write_bytes(
                 join(task_ctx.data_dir, SAVED_LOG), "".join(map(saved_line, lines)).encode()

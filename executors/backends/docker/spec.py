@@ -166,6 +166,7 @@ def create_body(
     network: str | None,
     user: str | None,
     working_dir: str | None,
+    init: bool = True,
 ) -> dict[str, Any]:
     """The ``POST /containers/create`` body (see the module docstring)."""
     labels = {str(k): str(v) for k, v in task_ctx.labels.items()}
@@ -179,6 +180,10 @@ def create_body(
     }
     if network:
         host_config["NetworkMode"] = network
+    if init:
+        # A small init (Docker's tini, Podman's catatonit) as PID 1 passes the stop signal on: the
+        # command as PID 1 would ignore SIGTERM, and a kill would always wait for the SIGKILL.
+        host_config["Init"] = True
     body: dict[str, Any] = {
         "Image": image,
         "Entrypoint": [],

@@ -11,12 +11,17 @@
   memory limit that died of SIGKILL nobody sent (the executor only stops containers it was told to
   kill, and then stops looking) is reported as out of memory too, and the message says how it was
   inferred;
+* exit code 127 / 126, or the init's own "cannot exec" line in the output (no ``error.pb``) ->
+  PERMANENT_FAILURE ``CommandNotFound`` / ``CommandNotExecutable``: the container's init (PID 1)
+  could not run the command, which is not in the image; retrying would not change that (a
+  command that itself exits 127 is read the same);
 * any other exit code -> ``error.pb`` if the task wrote one, else RETRYABLE_FAILURE
   ``ExitCode<N>`` with the last lines it printed (the same rule as the local executor).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,9 +30,18 @@ from flyteidl.core import tasks_pb2
 from executors.backends.container import status_after_success, status_from_error_file
 from executors.core.context import TaskContext
 from executors.core.phase import TaskPhase
-from executors.core.status import ErrorOrigin, TaskError, TaskStatus, retryable_failure, unknown_status
+from executors.core.status import (
+    ErrorOrigin,
+    TaskError,
+    TaskStatus,
+    permanent_failure,
+    retryable_failure,
+    unknown_status,
+)
 from executors.data.storage import DataStore
 
+_INIT_EXEC_FAILED = re.compile(r"catatonit:\d+\): failed to exec pid1|\[FATAL tini \(\d+\)\] exec .* failed")
+"""What the engines' inits print when the command cannot be run (Podman's catatonit, Docker's tini)."""
 RUNNING_STATES = frozenset({"running", "paused", "restarting"})
 ENDED_STATES = frozenset({"exited", "dead"})
 SIGKILL_EXIT = 137
@@ -86,6 +100,18 @@ async def ended_status(
             TaskError(
                 "OutOfMemory",
                 f"container {name} ran out of memory: it needed more{limit} ({how})"
+                + (f"; last output:\n{last_output}" if last_output else ""),
+                ErrorOrigin.USER,
+            )
+        )
+    if exit_code in (126, 127) or _INIT_EXEC_FAILED.search(last_output):
+        # The init could not run the command: it is not in the image (or not executable).
+        what = "cannot be executed" if exit_code == 126 else "is not in the image"
+        command = ((info.get("Config") or {}).get("Cmd") or ["?"])[0]
+        return permanent_failure(
+            TaskError(
+                "CommandNotExecutable" if exit_code == 126 else "CommandNotFound",
+                f"container {name}: its command {command!r} {what} (exit code {exit_code})"
                 + (f"; last output:\n{last_output}" if last_output else ""),
                 ErrorOrigin.USER,
             )

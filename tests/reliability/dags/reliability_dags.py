@@ -116,3 +116,27 @@ with DAG(dag_id="rel_kill_ray", **COMMON):
         executor_options={"conn_id": RAY_CONN_ID},
         **waiter(REL_GATE="1"),
     )
+
+
+# 5. The container executor (the engine's address, the image and a mount of the evidence folder are
+# in the connection the test creates): ten deferred containers across a triggerer SIGKILL, and a
+# user action on a running one.
+DOCKER_CONN_ID = "reliability_docker"
+DOCKER_FANOUT = 10
+
+with DAG(dag_id="rel_docker_fanout", max_active_tasks=2 * DOCKER_FANOUT, **COMMON):
+    ExecutorOperator.partial(
+        task_id="sleeper",
+        executor_id="docker",
+        executor_options={"conn_id": DOCKER_CONN_ID},
+        **waiter(REL_GATE="1", REL_SLEEP="15"),
+    ).expand(inputs=[{"key": f"c{i:02d}"} for i in range(DOCKER_FANOUT)])
+
+with DAG(dag_id="rel_kill_docker", **COMMON):
+    ExecutorOperator(
+        task_id="victim",
+        executor_id="docker",
+        inputs={"key": "{{ run_id }}"},
+        executor_options={"conn_id": DOCKER_CONN_ID},
+        **waiter(REL_GATE="1"),  # never released: runs until killed
+    )
