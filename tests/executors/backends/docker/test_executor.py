@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 from flyteidl.core import literals_pb2, security_pb2, tasks_pb2
 
-from executors import DataStore, ExecutorInitializationParameters, TaskContext, TaskPhase, TaskStatus
+from executors import DataStore, ExecutorInitializationParameters, TaskContext, TaskPhase
 from executors.backends.docker import DockerExecutor
 from executors.backends.local import LocalExecutor
 from executors.core.resources import resources_from_mapping
 from harness import podman
 from tests.conftest import DOUBLER, INT, python_template
+from tests.executors.backends.local.helpers import start, wait_final
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -34,37 +35,6 @@ def image_template(script: str, *args: str, image: str = "", **kwargs: Any) -> t
     template = python_template(script, *args, **kwargs)
     template.container.image = image  # "": the executor's default_image (the test image)
     return template
-
-
-async def start(
-    executor: DockerExecutor | LocalExecutor,
-    store: DataStore,
-    ctx: TaskContext,
-    template: tasks_pb2.TaskTemplate,
-    inputs: literals_pb2.LiteralMap | None = None,
-) -> TaskStatus:
-    inputs = inputs if inputs is not None else literals_pb2.LiteralMap()
-    await store.write_protobuf(ctx.inputs_file, inputs)
-    return await executor.start_task(ctx, template, inputs)
-
-
-async def wait_final(
-    executor: DockerExecutor | LocalExecutor,
-    ctx: TaskContext,
-    template: tasks_pb2.TaskTemplate,
-    timeout: float = 60,
-    seen: list[TaskPhase] | None = None,
-) -> TaskStatus:
-    deadline = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < deadline:
-        status = await executor.check_task_status(ctx, template)
-        if seen is not None:
-            seen.append(status.phase)
-        if status.phase.is_final_for_execution():
-            return status
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"still {status} after {timeout}s")
 
 
 def inspect(service: podman.PodmanService, name: str) -> dict[str, Any] | None:
@@ -249,7 +219,7 @@ async def test_on_finish_delete_succeeded_keeps_a_failed_container(
         ok_template, failing = image_template("print('fine')"), image_template("raise SystemExit(3)")
         await start(executor, store, good, ok_template)
         await start(executor, store, bad, failing)
-        assert (await wait_final(executor, good, ok_template)).phase is TaskPhase.SUCCEEDED
+        assert (await wait_final(executor, good, ok_template, timeout=60)).phase is TaskPhase.SUCCEEDED
         failed = await wait_final(executor, bad, failing)
         assert failed.phase is TaskPhase.RETRYABLE_FAILURE and failed.err is not None
         assert failed.err.code == "ExitCode3"

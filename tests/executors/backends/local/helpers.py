@@ -13,13 +13,12 @@ from pathlib import Path
 import psutil
 from flyteidl.core import literals_pb2, tasks_pb2
 
-from executors import DataStore, TaskContext, TaskStatus
-from executors.backends.local import LocalExecutor
+from executors import DataStore, Executor, TaskContext, TaskStatus
 from tests.reliability_units.support import healthy_run
 
 
 async def start(
-    executor: LocalExecutor,
+    executor: Executor,
     store: DataStore,
     ctx: TaskContext,
     template: tasks_pb2.TaskTemplate,
@@ -31,7 +30,7 @@ async def start(
 
 
 async def wait_final(
-    executor: LocalExecutor, ctx: TaskContext, template: tasks_pb2.TaskTemplate, timeout: float = 30
+    executor: Executor, ctx: TaskContext, template: tasks_pb2.TaskTemplate, timeout: float = 30
 ) -> TaskStatus:
     deadline = time.monotonic() + timeout
     status = None
