@@ -75,7 +75,9 @@ def test_entry_point_name_must_match_class_id(install_dist) -> None:  # type: ig
 
 
 def test_unknown_id_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownExecutorError, match=r"unknown executor id 'k8s'; known executors: 'local'"):
+    with pytest.raises(
+        UnknownExecutorError, match=r"unknown executor id 'k8s'; known executors: 'docker', 'local', 'ray'"
+    ):
         ExecutorRegistry().get("k8s")
 
 
