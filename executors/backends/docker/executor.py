@@ -274,9 +274,9 @@ class DockerExecutor(Executor):
             existing = await self.engine.inspect_container(name)
             if existing is not None:  # started before (a restart, a retried call): re-attach
                 return await self._reattach(task_ctx, task, existing)
-            saved = await self._saved_state(task_ctx)
+            saved = await self._saved_end(task_ctx, task)
             if saved is not None:  # it ran, ended and was removed: that end, never a second run
-                return await ended_status(self._store, task_ctx, task, saved, last_output="")
+                return saved
             refused = await self._ensure_image(image)
             if refused is not None:
                 return refused
@@ -433,9 +433,9 @@ class DockerExecutor(Executor):
         except (EngineUnreachable, EngineError) as exc:
             return unknown_status(TaskError("EngineUnreachable", str(exc), ErrorOrigin.SYSTEM))
         if info is None:
-            saved = await self._saved_state(task_ctx)
+            saved = await self._saved_end(task_ctx, task)
             if saved is not None:  # removed by us after its end: the end it had
-                return await ended_status(self._store, task_ctx, task, saved, last_output="")
+                return saved
             return TaskStatus(
                 TaskPhase.RETRYABLE_FAILURE,
                 err=TaskError(
@@ -496,6 +496,13 @@ class DockerExecutor(Executor):
             while size > SAVED_LOG_BYTES and len(kept) > 1:
                 size -= len(kept.popleft().text) + 1
         return list(kept)
+
+    async def _saved_end(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> TaskStatus | None:
+        """The end of a container removed after it ended (from its saved state), else ``None``."""
+        saved = await self._saved_state(task_ctx)
+        return (
+            None if saved is None else await ended_status(self._store, task_ctx, task, saved, last_output="")
+        )
 
     async def _saved_state(self, task_ctx: TaskContext) -> dict[str, Any] | None:
         try:
