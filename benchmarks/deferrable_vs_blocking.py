@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 import re
 import statistics
-import time
 from pathlib import Path
 from typing import Any
 
@@ -190,38 +189,15 @@ def _worker_turns(stack: Any, dag_id: str, run_id: str) -> dict[str, int]:
 
 
 def _run_dag(stack: Any, dag_id: str, timeout: float) -> dict[str, Any]:
-    from benchmarks.stack import start_run, task_states, wait_run_done
+    from benchmarks.stack import timed_run
 
-    triggered_at = time.time()
-    run_id, started = start_run(stack, dag_id, dag_id)
-    log(f"deferrable_vs_blocking: {dag_id} triggered ({run_id})")
-    run = wait_run_done(stack, dag_id, run_id, timeout=timeout)
-    seen = time.perf_counter() - started
-    states = task_states(stack, dag_id, run_id)
-    sched = None
-    wall = seen
-    if run.get("end_date"):
-        import datetime as dt
-
-        ended = dt.datetime.fromisoformat(run["end_date"])
-        wall = ended.timestamp() - triggered_at
-        if run.get("start_date"):
-            sched = (ended - dt.datetime.fromisoformat(run["start_date"])).total_seconds()
-    log(f"  {dag_id}: {run.get('state')} in {wall:.1f}s, seen over after {seen:.1f}s ({states})")
-    timeline = _timeline(stack, dag_id, run_id, triggered_at, triggered_at + seen)
-    turns = _worker_turns(stack, dag_id, run_id)
-    log(f"  {dag_id}: worker turns {turns}")
-    return {
-        "dag_id": dag_id,
-        "run_id": run_id,
-        "turns": turns,
-        "wall": wall,
-        "seen": seen,
-        "state": run.get("state"),
-        "states": states,
-        "scheduler_s": sched,
-        "timeline": timeline,
-    }
+    run = timed_run(stack, dag_id, timeout)
+    run["timeline"] = _timeline(
+        stack, dag_id, run["run_id"], run["triggered_at"], run["triggered_at"] + run["seen"]
+    )
+    run["turns"] = _worker_turns(stack, dag_id, run["run_id"])
+    log(f"  {dag_id}: worker turns {run['turns']}")
+    return run
 
 
 def _timeline_row(name: str, t: dict[str, Any]) -> str:

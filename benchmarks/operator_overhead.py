@@ -131,7 +131,8 @@ def _time_calls(call: Callable[[dict[str, Any]], Any], contexts: list[dict[str, 
     return times
 
 
-def _contexts(op: Any, label: str, count: int) -> list[dict[str, Any]]:
+def task_contexts(op: Any, label: str, count: int) -> list[dict[str, Any]]:
+    """``count`` minimal contexts for calling ``op.execute()`` directly, each with a fresh run id."""
     return [
         {"ti": FakeTI(task_id=op.task_id, dag_id="bench_dag", run_id=f"manual__{label}_{i}"), "task": op}
         for i in range(count)
@@ -186,14 +187,14 @@ def run(quick: bool) -> Report:
     try:
         log(f"operator_overhead: {iterations} iterations per path (+{WARMUP} warm-up)")
         # Warm-up: imports, first executor pool, first catalog folder; then fill the catalog.
-        _time_defer(deferring, _contexts(deferring, "warm", WARMUP))
-        _time_defer(noop, _contexts(noop, "warm", WARMUP))
-        first = cached.execute(_contexts(cached, "fill", 1)[0])
-        filled = _contexts(cached, "check", 1)[0]
+        _time_defer(deferring, task_contexts(deferring, "warm", WARMUP))
+        _time_defer(noop, task_contexts(noop, "warm", WARMUP))
+        first = cached.execute(task_contexts(cached, "fill", 1)[0])
+        filled = task_contexts(cached, "check", 1)[0]
         cached.execute(filled)
         if filled["ti"].xcoms.get("cache_status") != "CACHE_HIT":
             raise RuntimeError(f"the catalog was not filled: {filled['ti'].xcoms} (first: {first})")
-        _time_calls(cached.execute, _contexts(cached, "warm", WARMUP))
+        _time_calls(cached.execute, task_contexts(cached, "warm", WARMUP))
 
         # Interleaved rounds, so drift in machine load hits both sides alike.
         ours_defer: list[float] = []
@@ -203,12 +204,12 @@ def run(quick: bool) -> Report:
         rounds = 10
         per_round = max(1, iterations // rounds)
         for r in range(rounds):
-            ctxs = _contexts(deferring, f"r{r}", per_round)
+            ctxs = task_contexts(deferring, f"r{r}", per_round)
             times, deferred = _time_defer(deferring, ctxs)
             ours_defer += times
             deferrals += list(zip(ctxs, deferred, strict=True))
-            noop_defer += _time_defer(noop, _contexts(noop, f"r{r}", per_round))[0]
-            ours_hit += _time_calls(cached.execute, _contexts(cached, f"r{r}", per_round))
+            noop_defer += _time_defer(noop, task_contexts(noop, f"r{r}", per_round))[0]
+            ours_hit += _time_calls(cached.execute, task_contexts(cached, f"r{r}", per_round))
 
         # Resume: the SUCCEEDED event a trigger would send for each deferred execution.
         def event_for(deferred: TaskDeferred) -> dict[str, Any]:
@@ -223,10 +224,10 @@ def run(quick: bool) -> Report:
             deferring.execute_complete(ctx, event=event)
             ours_resume.append(time.perf_counter() - start)
         noop_resume = _time_calls(
-            lambda c: noop.execute_complete(c, event=None), _contexts(noop, "res", len(events))
+            lambda c: noop.execute_complete(c, event=None), task_contexts(noop, "res", len(events))
         )
 
-        profile = _profile(lambda: _time_defer(deferring, _contexts(deferring, "prof", 50)))
+        profile = _profile(lambda: _time_defer(deferring, task_contexts(deferring, "prof", 50)))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -39,6 +39,7 @@ BENCHMARKS: list[tuple[str, int, str]] = [
     ("deferrable_vs_blocking", 1200, "main"),
     ("local_admission", 600, "main"),
     ("output_memory", 300, "main"),
+    ("docker_vs_dockeroperator", 900, "main"),
 ]
 
 

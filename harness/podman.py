@@ -193,6 +193,18 @@ def _ensure_deps() -> str:
     return tag
 
 
+def ensure_base_image() -> str:
+    """The base image alone (Debian 12 with python3, built if missing); its name. For what needs an
+    image but none of this project inside it (the container benchmark's ``sleep``)."""
+    problem = missing()
+    if problem:
+        raise PodmanMissing(problem)
+    HOME.mkdir(parents=True, exist_ok=True)
+    with _lock():
+        _ensure_base()
+    return BASE_IMAGE
+
+
 def ensure_test_image() -> str:
     """The test image (built if missing, see the module docstring); its name."""
     problem = missing()

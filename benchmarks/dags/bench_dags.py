@@ -17,6 +17,12 @@ so one file serves quick and full runs:
   deferrable, starting and ending in the triggerer; deferrable, starting in a worker and ending in
   the triggerer; deferrable, start and resume in a worker; blocking (``deferrable=False`` waits in
   the worker slot). Per-task arguments, not the global config.
+- ``bench_docker_ours`` / ``bench_docker_operator`` (only when ``BENCH_DOCKER_HOST`` names an engine):
+  ``BENCH_DOCKER_TASKS`` containers of ``sleep BENCH_DOCKER_SLEEP`` in the image
+  ``BENCH_DOCKER_IMAGE``: on the provider's container executor (deferrable, started and ended in
+  the triggerer), and on Airflow's own ``DockerOperator`` (it waits in its worker slot). Both keep
+  their containers (the benchmark reads their start and end times, then removes them): ours carry
+  the executor's owner labels, DockerOperator's the label ``bench.dag=bench_docker_operator``.
 - ``bench_deferrable_airflow``: Airflow's own floor for the same run, with no provider code:
   ``BENCH_DVB_TASKS`` tasks of a tiny operator that starts from the triggerer on Airflow's
   ``TimeDeltaTrigger`` (``BENCH_DVB_SLEEP`` s) with ``end_from_trigger``: the scheduler's deferral,
@@ -192,4 +198,60 @@ for dag_id, arguments in DVB_VARIANTS.items():
                 inputs={"i": i},
                 poll_interval=1.0,
                 **arguments,
+            )
+
+
+DOCKER_HOST = os.environ.get("BENCH_DOCKER_HOST", "")
+DOCKER_IMAGE = os.environ.get("BENCH_DOCKER_IMAGE", "")
+DOCKER_TASKS = _int("BENCH_DOCKER_TASKS", 32)
+DOCKER_SLEEP = _int("BENCH_DOCKER_SLEEP", 20)
+DOCKER_LABEL = "bench.dag"
+
+if DOCKER_HOST:
+    from airflow.providers.docker.operators.docker import DockerOperator
+
+    with DAG(
+        "bench_docker_ours",
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        max_active_tasks=max(16, DOCKER_TASKS),
+        tags=["benchmark"],
+    ):
+        for i in range(DOCKER_TASKS):
+            ExecutorOperator(
+                task_id=f"sleep_{i}",
+                executor_id="docker",
+                executor_options={
+                    "address": DOCKER_HOST,
+                    "default_image": DOCKER_IMAGE,
+                    "pull": "Never",
+                    "on_finish": "keep",
+                },
+                command=["sleep", str(DOCKER_SLEEP)],
+                input_types={"i": int},
+                inputs={"i": i},
+                poll_interval=1.0,
+                deferrable=True,
+                start_from_trigger=True,
+                end_from_trigger=END_IN_TRIGGERER,
+            )
+
+    with DAG(
+        "bench_docker_operator",
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        max_active_tasks=max(16, DOCKER_TASKS),
+        tags=["benchmark"],
+    ):
+        for i in range(DOCKER_TASKS):
+            DockerOperator(
+                task_id=f"sleep_{i}",
+                docker_url=DOCKER_HOST,
+                image=DOCKER_IMAGE,
+                command=["sleep", str(DOCKER_SLEEP)],
+                environment={"I": str(i)},
+                labels={DOCKER_LABEL: "bench_docker_operator"},
+                auto_remove="never",
             )
