@@ -3,9 +3,9 @@
 ``rel_stack``: ``airflow db migrate`` on PostgreSQL (Debian's server package, started here as a
 throw-away cluster: see postgres.py), then api-server, scheduler (LocalExecutor, parallelism 8),
 dag-processor and triggerer over ``tests/reliability/dags``, poll interval 1 s. Every component
-gets a tiny ``*.dist-info`` on its ``PYTHONPATH`` whose entry point registers the test-only
-executor ``crashy-local`` (crashy_executor.py) in the worker *and* in the triggerer, exactly as an
-installed third-party executor would be.
+gets a tiny ``*.dist-info`` on its ``PYTHONPATH`` whose entry points register the test-only
+executors ``crashy-local`` and ``crashy-docker`` (crashy_executor.py) in the worker *and* in the
+triggerer, exactly as an installed third-party executor would be.
 
 ``rel_ray``: a private Ray head (started like tests/executors/backends/ray does: its own ports and temp dir,
 stopped by pid), started only when a Ray test runs.
@@ -29,12 +29,16 @@ import httpx
 import pytest
 
 from harness.airflow_stack import REPO, AirflowStack, StackError, attach_stack_logs, wait_until
-from tests.reliability.helpers import POLL_INTERVAL, report
+from tests.reliability.dags.reliability_dags import DOCKER_CONN_ID
+from tests.reliability.helpers import POLL_INTERVAL, create_connection, report
 from tests.reliability.postgres import PostgresCluster, PostgresUnavailable
 
 HERE = Path(__file__).resolve().parent
 RELIABILITY_DAGS = HERE / "dags"
-CRASHY_ENTRY_POINT = "crashy-local = tests.reliability.crashy_executor:CrashyLocalExecutor"
+CRASHY_ENTRY_POINTS = (
+    "crashy-local = tests.reliability.crashy_executor:CrashyLocalExecutor",
+    "crashy-docker = tests.reliability.crashy_executor:CrashyDockerExecutor",
+)
 _SESSION = {"failed": False}
 
 
@@ -75,11 +79,12 @@ def rel_postgres() -> Iterator[PostgresCluster]:
 
 
 def _install_entry_point(site: Path) -> None:
-    """What ``pip install`` of a distribution declaring the ``crashy-local`` executor leaves."""
+    """What ``pip install`` of a distribution declaring the ``crashy-*`` executors leaves."""
     info = site / "reliability_crashy_executor-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: reliability-crashy-executor\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(f"[airflow_provider_executors.executors]\n{CRASHY_ENTRY_POINT}\n")
+    lines = "".join(f"{entry}\n" for entry in CRASHY_ENTRY_POINTS)
+    (info / "entry_points.txt").write_text(f"[airflow_provider_executors.executors]\n{lines}")
 
 
 @pytest.fixture(scope="session")
@@ -197,3 +202,19 @@ def rel_engine() -> Iterator[Any]:
         podman.remove_containers(left)
         service.stop()
         assert not left, f"the container scenarios left containers behind: {left}"
+
+
+@pytest.fixture(scope="session")
+def docker_connection(rel_stack: AirflowStack, rel_engine: Any) -> None:
+    """The ``reliability_docker`` connection: the Podman service, the test image, ``on_finish: delete``
+    and a mount of the evidence folders (where the tasks write ``starts.txt``)."""
+    service, image = rel_engine
+    evidence_root = rel_stack.home / "evidence"
+    evidence_root.mkdir(exist_ok=True)
+    create_connection(
+        rel_stack,
+        DOCKER_CONN_ID,
+        "executor",
+        service.address,
+        extra={"default_image": image, "on_finish": "delete", "mounts": [str(evidence_root)]},
+    )

@@ -1,4 +1,4 @@
-"""What the reliability tests share: runs, evidence files, processes, user actions, Ray jobs."""
+"""What the reliability tests share: runs, evidence files, processes, user actions, Ray jobs, containers."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import psutil
 
+from harness import podman
 from harness.airflow_stack import AirflowStack, StackError, process_alive, read_json, wait_until
 from harness.local_state import state_dirs_under
 
@@ -252,3 +253,22 @@ def ray_job_status(address: str, submission_id: str) -> str | None:
 def ray_stop(address: str, submission_id: str) -> None:
     with contextlib.suppress(httpx.HTTPError):
         httpx.post(f"{address}/api/jobs/{submission_id}/stop", timeout=10)
+
+
+# -- containers ----------------------------------------------------------------------------------
+
+
+def containers(dag_id: str, run_id: str) -> list[str]:
+    """The names of the containers (any state) of one DAG run, by our labels."""
+    return podman.leftover_containers(
+        {"io.airflow-provider-executors.domain": dag_id, "io.airflow-provider-executors.run": run_id}
+    )
+
+
+def running(dag_id: str, run_id: str) -> list[str]:
+    """The names of the running ones of ``containers(dag_id, run_id)``."""
+    names = containers(dag_id, run_id)
+    if not names:
+        return []
+    out = podman.podman("inspect", "--format", "{{.Name}} {{.State.Status}}", *names, check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.endswith(" running")]

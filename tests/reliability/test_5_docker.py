@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
-from harness import podman
 from harness.airflow_stack import AirflowStack, StackError, wait_until
-from tests.reliability.dags.reliability_dags import DOCKER_CONN_ID, DOCKER_FANOUT
+from tests.reliability.dags.reliability_dags import DOCKER_FANOUT
 from tests.reliability.helpers import (
     KILL_BUDGET,
-    create_connection,
+    containers,
     new_evidence_dir,
     release,
     report,
+    running,
     start_run,
     starts,
     trigger_log_started,
@@ -38,34 +38,6 @@ pytestmark = pytest.mark.e2e
 
 ENGINE_STOP_ALLOWANCE = 2.0
 """What Podman itself takes to stop (SIGTERM) and remove a container, on top of the kill budget."""
-
-
-def containers(dag_id: str, run_id: str) -> list[str]:
-    return podman.leftover_containers(
-        {"io.airflow-provider-executors.domain": dag_id, "io.airflow-provider-executors.run": run_id}
-    )
-
-
-def running(dag_id: str, run_id: str) -> list[str]:
-    names = containers(dag_id, run_id)
-    if not names:
-        return []
-    out = podman.podman("inspect", "--format", "{{.Name}} {{.State.Status}}", *names, check=False).stdout
-    return [line.split()[0] for line in out.splitlines() if line.endswith(" running")]
-
-
-@pytest.fixture(scope="module")
-def docker_connection(rel_stack: AirflowStack, rel_engine: Any) -> None:
-    service, image = rel_engine
-    evidence_root = rel_stack.home / "evidence"
-    evidence_root.mkdir(exist_ok=True)
-    create_connection(
-        rel_stack,
-        DOCKER_CONN_ID,
-        "executor",
-        service.address,
-        extra={"default_image": image, "on_finish": "delete", "mounts": [str(evidence_root)]},
-    )
 
 
 @pytest.mark.dag_id("rel_docker_fanout")

@@ -140,3 +140,17 @@ with DAG(dag_id="rel_kill_docker", **COMMON):
         executor_options={"conn_id": DOCKER_CONN_ID},
         **waiter(REL_GATE="1"),  # never released: runs until killed
     )
+
+# The worker dies right after the container started (as in 2, on the container executor): try 2
+# re-attaches to try 1's container by name.
+with DAG(dag_id="rel_docker_worker_crash", **COMMON):
+    ExecutorOperator(
+        task_id="crashy",
+        executor_id="crashy-docker",
+        inputs={"key": "crashy"},
+        executor_options={"conn_id": DOCKER_CONN_ID},
+        start_from_trigger=False,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=1),
+        **waiter(REL_GATE="1", REL_SLEEP="1"),
+    )
