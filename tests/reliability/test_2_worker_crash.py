@@ -110,9 +110,15 @@ def adopted(
 
 
 def outputs(stack: AirflowStack, crash: Crash) -> Any:
+    """Try 1's execution's outputs in XCom, and its output (printed partly before the crash) in try
+    2's Logs tab, each line once."""
     value = stack.client.xcom(crash.dag_id, crash.run_id, TASK_ID, "return_value")
     assert value == {"key": "crashy", "pid": crash.start.pid}, value
     assert stack.client.xcom(crash.dag_id, crash.run_id, TASK_ID, "pid") == crash.start.pid
+    messages = stack.client.task_log(crash.dag_id, crash.run_id, TASK_ID, 2)
+    shown = [line for message in messages for line in message.split("\n")]
+    assert shown.count("[stdout] started crashy") == 1, shown[-60:]
+    assert shown.count("[stdout] released") == 1, shown[-60:]
     return value
 
 

@@ -7,6 +7,7 @@ the test passes as ``dag_run.conf["dir"]`` (environment ``REL_DIR``):
   ``<key> <pid> <child pid or 0> <epoch seconds> attempt=<Flyte attempt>``;
 - it waits for a ``release`` file in that folder when ``REL_GATE=1`` (so that every execution is
   still running when the test acts, however slow the machine), then sleeps ``REL_SLEEP`` seconds;
+- it prints ``started <key>`` once it has started and ``released`` once released (its output);
 - with ``REL_CHILD=1`` it starts a ``sleep`` child first: a process tree, as real tasks have.
 
 Its outputs are ``{"key": <its input>, "pid": <its pid>}``.
@@ -42,11 +43,13 @@ line = "%s %d %d %.3f attempt=%s" % (
 )
 with open(os.path.join(folder, "starts.txt"), "a") as fh:
     fh.write(line + "\\n")
+print("started", inputs["key"], flush=True)
 deadline = time.time() + 900
 while os.environ.get("REL_GATE") == "1" and not os.path.exists(os.path.join(folder, "release")):
     if time.time() > deadline:
         sys.exit("never released")
     time.sleep(0.2)
+print("released", flush=True)
 time.sleep(float(os.environ.get("REL_SLEEP", "0")))
 if child is not None:
     child.kill()
