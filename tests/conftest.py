@@ -24,12 +24,13 @@ os.environ["AIRFLOW__PROVIDER_EXECUTORS__POLL_INTERVAL"] = "0.5"
 # --- end of the Airflow test environment
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from flyteidl.core import identifier_pb2, interface_pb2, tasks_pb2, types_pb2
 
 from executors import DataStore, TaskContext, TaskExecutionID
+from harness.s3_server import S3Server, environment_of
 
 INT = types_pb2.LiteralType(simple=types_pb2.INTEGER)
 
@@ -111,3 +112,17 @@ def make_ctx(tmp_path: os.PathLike[str]) -> Callable[..., TaskContext]:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """One real S3-compatible server (moto's, harness/s3_server.py) for the session, with this
+    process's ``AWS_*`` variables pointing at it (and so every task process a test starts)."""
+    with S3Server() as server, environment_of(server):
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: S3Server) -> str:
+    """A new, empty bucket on the session's S3 server: ``s3://<bucket>``."""
+    return f"s3://{s3_server.new_bucket()}"

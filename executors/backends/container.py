@@ -22,6 +22,21 @@ from executors.core.status import (
 )
 from executors.data.storage import DataStore, is_local, local_path
 
+CLOUD_CREDENTIALS = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "GOOGLE_APPLICATION_CREDENTIALS",
+    "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING",
+)  # fmt: skip
+"""The usual cloud credential variables (what fsspec's s3fs, gcsfs and adlfs read), which a task
+whose data is on an object store needs in order to read its inputs and write its outputs."""
+
+
+def store_credentials(task_ctx: TaskContext) -> tuple[str, ...]:
+    """:data:`CLOUD_CREDENTIALS` when the execution's data (data dir, inputs, outputs) is on an
+    object store, else nothing: a local task never gets the starter's cloud credentials."""
+    references = (task_ctx.data_dir, task_ctx.inputs_file, task_ctx.output_prefix)
+    return () if all(is_local(ref) for ref in references if ref) else CLOUD_CREDENTIALS
+
 
 def template_parameters(task_ctx: TaskContext, inputs: literals_pb2.LiteralMap) -> TemplateParameters:
     """Flyte's placeholder values for this execution; local references become plain paths."""

@@ -13,10 +13,8 @@ metadata in ``key_map``), at ``{root}/{project}/{domain}/{dataset}/{version}/{ta
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime as dt
-import os
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -27,7 +25,7 @@ from google.protobuf import json_format
 
 from executors.catalog.key import CacheKey, cache_key
 from executors.core.errors import DataNotFoundError
-from executors.data.storage import DataStore, is_local, join, local_path, path_segment
+from executors.data.storage import DataStore, join, path_segment
 
 ENTRY_SUFFIX = ".pb"
 RESERVATION_SUFFIX = ".reservation"
@@ -167,16 +165,8 @@ class FsspecCatalog:
 
     async def list_entries(self, dataset: str | None = None) -> list[CatalogEntry]:
         """Every entry (of one dataset name, e.g. ``flyte_task-my.task``, when given)."""
-        fs, root = self._store.filesystem(self.root)
-
-        def find() -> list[str]:
-            if not fs.exists(root):
-                return []
-            return sorted(p for p in fs.find(root) if p.endswith(ENTRY_SUFFIX))
-
         entries = []
-        for path in await asyncio.to_thread(find):
-            reference = fs.unstrip_protocol(path) if not is_local(self.root) else path
+        for reference in await self._store.find(self.root, ENTRY_SUFFIX):
             try:
                 artifact = await self._store.read_protobuf(reference, datacatalog_pb2.Artifact)
             except Exception:
@@ -191,33 +181,14 @@ class FsspecCatalog:
 
     async def evict(self, key: CacheKey) -> bool:
         """Remove one entry; True when there was one."""
-        return await self._remove(self.entry_reference(key))
+        return await self._store.remove(self.entry_reference(key))
 
     async def evict_dataset(self, project: str, domain: str, dataset: str, version: str | None = None) -> int:
         """Remove every entry of a dataset (all versions unless one is named); returns the count."""
         folder = self.dataset_folder(project, domain, dataset, version)
-        fs, path = self._store.filesystem(folder)
-
-        def remove_all() -> int:
-            if not fs.exists(path):
-                return 0
-            count = sum(1 for p in fs.find(path) if p.endswith(ENTRY_SUFFIX))
-            fs.rm(path, recursive=True)
-            return count
-
-        return await asyncio.to_thread(remove_all)
-
-    async def _remove(self, reference: str) -> bool:
-        fs, path = self._store.filesystem(reference)
-
-        def remove() -> bool:
-            try:
-                fs.rm_file(path)
-            except FileNotFoundError:
-                return False
-            return True
-
-        return await asyncio.to_thread(remove)
+        count = len(await self._store.find(folder, ENTRY_SUFFIX))
+        await self._store.remove_tree(folder)
+        return count
 
     # -- reservations (cache_serializable) -----------------------------------------------------
 
@@ -235,9 +206,11 @@ class FsspecCatalog:
 
         Returns ``(True, reservation)`` when ``owner`` holds it now, ``(False, reservation of the
         holder)`` otherwise. A reservation expires ``3 * heartbeat`` after its last renewal, so one
-        whose owner died is taken over. On a local folder the first reservation is created
-        exclusively (``link``); every take-over and renewal is written atomically and read back, so
-        of two racing owners exactly one sees itself as the holder.
+        whose owner died is taken over. The first reservation is created exclusively where the store
+        can (a local folder: ``link``; S3: ``PUT`` with ``If-None-Match: *``), so of owners racing
+        for a free key exactly one gets it. Elsewhere (and for every take-over and renewal) it is
+        written, then read back: the last writer holds it, and a racer that read back before the
+        last write may also believe it does, for one heartbeat at most.
         """
         current = await self.read_reservation(key)
         now = _now()
@@ -250,11 +223,11 @@ class FsspecCatalog:
         mine.expires_at.FromDatetime((now + 3 * heartbeat).replace(tzinfo=None))
         reference = self.reservation_reference(key)
         data = mine.SerializeToString(deterministic=True)
-        if current is None and is_local(reference):
-            if not await asyncio.to_thread(_create_exclusive, local_path(reference), data):
-                holder = await self.read_reservation(key)
-                return (holder is not None and holder.owner_id == owner), holder or mine
-        else:
+        created = await self._store.create_exclusive(reference, data) if current is None else None
+        if created is False:
+            holder = await self.read_reservation(key)
+            return (holder is not None and holder.owner_id == owner), holder or mine
+        if created is None:  # a take-over, a renewal, or a store without conditional create
             await self._store.write_bytes(reference, data)
         holder = await self.read_reservation(key)
         if holder is None:
@@ -265,19 +238,4 @@ class FsspecCatalog:
         """Drop the reservation if ``owner`` holds it (idempotent)."""
         current = await self.read_reservation(key)
         if current is not None and current.owner_id == owner:
-            await self._remove(self.reservation_reference(key))
-
-
-def _create_exclusive(path: str, data: bytes) -> bool:
-    """Create ``path`` with ``data`` only if it does not exist, atomically (write, then link)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    try:
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
+            await self._store.remove(self.reservation_reference(key))

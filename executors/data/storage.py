@@ -13,15 +13,19 @@ worker thread via ``asyncio.to_thread``. Either way, no call here blocks an even
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import os
 import sys
 import urllib.parse
 import uuid
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import fsspec
+import fsspec.utils
 from google.protobuf import message as pb_message
 
 from executors.core.errors import CorruptDataError, DataNotFoundError, DataStoreError
@@ -113,6 +117,72 @@ def parse_protobuf(reference: str, data: bytes, message_type: type[M]) -> M:
     return message  # type: ignore[no-any-return]
 
 
+@dataclasses.dataclass
+class _LoopFilesystems:
+    """The async filesystems of one event loop, and what closes them when the loop shuts down."""
+
+    by_key: dict[str, Any] = dataclasses.field(default_factory=dict)
+    closer: AsyncGenerator[None, None] | None = None
+
+
+_LOOP_FILESYSTEMS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopFilesystems] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _loop_filesystem(cls: type[Any], protocol: str, options: dict[str, Any]) -> Any:
+    """The async filesystem of ``cls`` with ``options`` for the running loop: one per loop, shared
+    by every DataStore on it (one S3 client and connection pool for a triggerer's thousands of
+    triggers, not one each).
+
+    Not fsspec's own instance cache: it tells instances apart by a token of their arguments, and an
+    event loop's repr holds no identity, so a filesystem made on a loop that has since closed (each
+    ``asyncio.run`` in a worker makes a new one) came back on the next loop and failed with "Event
+    loop is closed". Filesystems here go with their loop (a weak key), and their clients are closed
+    while it shuts down (see :func:`_close_at_loop_shutdown`)."""
+    loop = asyncio.get_running_loop()
+    mine = _LOOP_FILESYSTEMS.get(loop)
+    if mine is None:
+        mine = _LOOP_FILESYSTEMS[loop] = _LoopFilesystems()
+    key = f"{protocol}:{fsspec.utils.tokenize(sorted(options.items(), key=lambda kv: kv[0]))}"
+    fs = mine.by_key.get(key)
+    if fs is None:
+        fs = mine.by_key[key] = cls(asynchronous=True, loop=loop, skip_instance_cache=True, **options)
+        if mine.closer is None:
+            mine.closer = _close_at_loop_shutdown(mine.by_key)
+            await mine.closer.__anext__()
+    return fs
+
+
+async def _close_at_loop_shutdown(filesystems: dict[str, Any]) -> AsyncGenerator[None, None]:
+    """Closes ``filesystems``' network clients when its loop shuts down.
+
+    asyncio has no "loop closing" callback, but ``asyncio.run`` (and every well-behaved loop owner)
+    calls ``loop.shutdown_asyncgens()`` while the loop still runs, which closes each unfinished
+    async generator: this one waits at its ``yield`` until then. Without it each closed loop left
+    an aiohttp session behind ("Unclosed client session" on stderr)."""
+    try:
+        yield
+    finally:
+        for fs in list(filesystems.values()):
+            await _close_filesystem(fs)
+        filesystems.clear()
+
+
+async def _close_filesystem(fs: Any) -> None:
+    """Close what an async fsspec filesystem holds open: s3fs's aiobotocore client, the aiohttp
+    session of http/gcsfs. Best effort: the loop is going away either way."""
+    with contextlib.suppress(Exception):
+        client = getattr(fs, "_s3", None)
+        if client is not None:
+            await client.__aexit__(None, None, None)
+            fs._s3 = None
+    with contextlib.suppress(Exception):
+        session = getattr(fs, "_session", None)
+        if session is not None and hasattr(session, "close"):
+            await session.close()
+
+
 class DataStore:
     """Protobuf and bytes I/O over fsspec.
 
@@ -145,7 +215,10 @@ class DataStore:
         return {k: dict(v) for k, v in self._storage_options.items()}
 
     def _options(self, protocol: str) -> dict[str, Any]:
-        return dict(self._storage_options.get(protocol, {}))
+        # No listings cache unless asked for: with one, fsspec answers "not found" for a file made
+        # after its folder was listed (s3fs's ``info`` trusts the cached listing), and a poll would
+        # never see the ``outputs.pb`` a task wrote later.
+        return {"use_listings_cache": False, **self._storage_options.get(protocol, {})}
 
     def filesystem(self, reference: str) -> tuple[Any, str]:
         """The (synchronous-mode) fsspec filesystem and path for a reference."""
@@ -158,7 +231,7 @@ class DataStore:
         cls = fsspec.get_filesystem_class(protocol)
         if not getattr(cls, "async_impl", False):
             return None
-        fs = cls(asynchronous=True, loop=asyncio.get_running_loop(), **self._options(protocol))
+        fs = await _loop_filesystem(cls, protocol, self._options(protocol))
         return fs, fs._strip_protocol(reference)
 
     async def read_bytes(
@@ -282,6 +355,96 @@ class DataStore:
         except Exception as exc:
             raise DataStoreError(reference, f"exists check failed: {type(exc).__name__}: {exc}") from exc
 
+    async def create_exclusive(self, reference: str, data: bytes) -> bool | None:
+        """Create ``reference`` with ``data`` only if it does not exist yet, atomically: True when
+        this call created it, False when it existed. ``None`` when the store offers no conditional
+        create (then nothing is written): a local path does (a hard link of a written temporary
+        file), S3 does (``PUT`` with ``If-None-Match: *``, through s3fs's ``mode="create"``); other
+        object stores are not tried."""
+        protocol = protocol_of(reference)
+        try:
+            if is_local(reference):
+                return await asyncio.to_thread(_create_exclusive_local, local_path(reference), data)
+            if protocol not in ("s3", "s3a"):
+                return None
+            afs = await self._async_fs(reference)
+            assert afs is not None  # s3fs is async
+            fs, path = afs
+            try:
+                await fs._pipe_file(path, data, mode="create")
+            except FileExistsError:
+                return False
+            except OSError as exc:  # s3fs maps 412 PreconditionFailed to a plain OSError
+                if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                    return False
+                raise
+            return True
+        except Exception as exc:
+            raise DataStoreError(reference, f"exclusive create failed: {type(exc).__name__}: {exc}") from exc
+
+    async def remove(self, reference: str) -> bool:
+        """Remove one file; True when there was one. On an object store "was there" is a look
+        before the delete (S3 answers a delete of a missing key with success)."""
+        try:
+            afs = await self._async_fs(reference)
+            if afs is None:
+                fs, path = self.filesystem(reference)
+
+                def remove_sync() -> bool:
+                    try:
+                        fs.rm_file(path)
+                    except FileNotFoundError:
+                        return False
+                    return True
+
+                return await asyncio.to_thread(remove_sync)
+            fs, path = afs
+            try:
+                await fs._info(path)
+            except FileNotFoundError:
+                return False
+            await fs._rm_file(path)
+            return True
+        except Exception as exc:
+            raise DataStoreError(reference, f"remove failed: {type(exc).__name__}: {exc}") from exc
+
+    async def find(self, folder: str, suffix: str = "") -> list[str]:
+        """The references of every file under ``folder`` (recursively) whose name ends with
+        ``suffix``, sorted; ``[]`` when the folder does not exist."""
+        try:
+            afs = await self._async_fs(folder)
+            if afs is not None:
+                fs, path = afs
+                found = await fs._find(path)
+            else:
+                fs, path = self.filesystem(folder)
+                found = await asyncio.to_thread(fs.find, path)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            raise DataStoreError(folder, f"listing failed: {type(exc).__name__}: {exc}") from exc
+        # Each in the caller's own form (plain path, file:// or s3:// URL): the folder + the rest.
+        base = path.rstrip("/") + "/"
+        rest = sorted(
+            str(p)[len(base) :] for p in found if str(p).startswith(base) and str(p).endswith(suffix)
+        )
+        return [join(folder, r) for r in rest]
+
+    async def remove_tree(self, folder: str) -> None:
+        """Remove ``folder`` and everything under it (nothing to do when it does not exist)."""
+        try:
+            afs = await self._async_fs(folder)
+            if afs is not None:
+                fs, path = afs
+                await fs._rm(path, recursive=True)
+            else:
+                fs, path = self.filesystem(folder)
+                await asyncio.to_thread(fs.rm, path, recursive=True)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            raise DataStoreError(folder, f"remove failed: {type(exc).__name__}: {exc}") from exc
+
     async def read_protobuf(
         self,
         reference: str,
@@ -298,3 +461,19 @@ class DataStore:
     async def write_protobuf(self, reference: str, message: pb_message.Message) -> None:
         # Deterministic serialization: identical messages give identical bytes (map order).
         await self.write_bytes(reference, message.SerializeToString(deterministic=True))
+
+
+def _create_exclusive_local(path: str, data: bytes) -> bool:
+    """Create ``path`` with ``data`` only if it does not exist, atomically: written to a temporary
+    sibling, then hard-linked to ``path`` (``link`` fails when the name is taken)."""
+    os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)

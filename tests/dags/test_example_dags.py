@@ -4,6 +4,8 @@ metadata DB."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.airflow_provider.dagtest import EXAMPLE_DAGS, DagTestRun, TaskResult, load_dag_module, run_dag_test
@@ -106,3 +108,27 @@ def test_taskflow_pipeline_and_cached_rerun() -> None:
     assert second.xcom("normalize") == [2.5, 5.0, 7.5, 10.0]
     assert _started_processes("executors_taskflow", "normalize") == normalize_runs
     assert _started_processes("executors_taskflow", "load") == 2  # not cached: runs each time
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_pipelines_with_data_dir_and_catalog_on_s3(s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``[provider_executors] data_dir = s3://...`` (the catalog beside it), a real S3 server and the
+    ``AWS_*`` variables, nothing else configured: each step of ``dag.test()`` runs in its own event
+    loop, where a store client made on an earlier, closed loop used to fail every task."""
+    from executors import DataStore
+
+    monkeypatch.setenv("AIRFLOW__PROVIDER_EXECUTORS__DATA_DIR", f"{s3_bucket}/executions")
+    typed = run_example("executors_typed_pipeline")
+    assert typed.state == "success", typed
+    assert typed.xcom("report") == "4 values, mean 2.625, range 1.0..4.5"
+    first = run_example("executors_taskflow")
+    assert first.state == "success", first
+    assert first.xcom("describe") == {"count": 4, "mean": 6.25}
+    second = run_example("executors_taskflow")
+    assert second.xcom("normalize", "cache_status") == "CACHE_HIT"
+    assert second.xcom("normalize") == [2.5, 5.0, 7.5, 10.0]
+    stored = asyncio.run(DataStore().find(s3_bucket))
+    assert any(
+        ref.endswith("/outputs.pb") and "/executions/executors_typed_pipeline/" in ref for ref in stored
+    )
+    assert any("/catalog/" in ref for ref in stored), "the catalog is on S3 beside the data dir"

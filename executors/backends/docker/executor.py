@@ -56,7 +56,12 @@ from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
 
-from executors.backends.container import container_command, make_local_output_folders, task_environment
+from executors.backends.container import (
+    container_command,
+    make_local_output_folders,
+    store_credentials,
+    task_environment,
+)
 from executors.backends.docker.engine import EngineClient, EngineError, EngineUnreachable, resolve_address
 from executors.backends.docker.logs import (
     FrameDecoder,
@@ -81,12 +86,6 @@ from executors.data.storage import DataStore, is_local, join, local_path
 
 PULL_POLICIES = ("IfNotPresent", "Always", "Never")
 ON_FINISH = ("keep", "delete", "delete_succeeded")
-CLOUD_CREDENTIALS = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION",
-    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "GOOGLE_APPLICATION_CREDENTIALS",
-    "AZURE_STORAGE_ACCOUNT_NAME", "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_CONNECTION_STRING",
-)  # fmt: skip
-"""What ``pass_env`` is by default when the data dir is an object store."""
 SAVED_LOG = "logs/container.log"
 SAVED_STATE = "logs/container-state.json"
 SAVED_LOG_BYTES = 8 * 2**20
@@ -390,10 +389,7 @@ class DockerExecutor(Executor):
         return mounts + list(extra)
 
     def _environment(self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate) -> dict[str, str]:
-        names = self.pass_env
-        if names is None:
-            references = (task_ctx.data_dir, task_ctx.inputs_file, task_ctx.output_prefix)
-            names = () if all(is_local(ref) for ref in references if ref) else CLOUD_CREDENTIALS
+        names = self.pass_env if self.pass_env is not None else store_credentials(task_ctx)
         passed = {name: os.environ[name] for name in names if name in os.environ}
         # The secrets go as files (never in the environment): left out here.
         return {**passed, **task_environment(dataclasses.replace(task_ctx, secret_environment={}), task)}

@@ -18,7 +18,7 @@ from typing import Any
 
 from flyteidl.core import tasks_pb2
 
-from executors.backends.container import make_local_output_folders, task_environment
+from executors.backends.container import make_local_output_folders, store_credentials, task_environment
 from executors.backends.local.admission import Admission
 from executors.backends.local.layout import Layout
 from executors.backends.local.processes import create_time, kill_with_descendants, process
@@ -42,9 +42,10 @@ SpawnSupervisor = Callable[[str, Mapping[str, str]], subprocess.Popen[bytes]]
 def environment(
     inherit_env: tuple[str, ...], task_ctx: TaskContext, task: tasks_pb2.TaskTemplate
 ) -> dict[str, str]:
-    """The command's environment: the inherited variables, this Python's ``bin`` first on PATH,
-    then the task's own."""
-    env = {k: os.environ[k] for k in inherit_env if k in os.environ}
+    """The command's environment: the inherited variables (and the cloud credential variables
+    when its data is on an object store), this Python's ``bin`` first on PATH, then the task's own."""
+    names = (*inherit_env, *store_credentials(task_ctx))
+    env = {k: os.environ[k] for k in names if k in os.environ}
     bin_dir = os.path.dirname(sys.executable)
     env["PATH"] = os.pathsep.join(p for p in (bin_dir, env.get("PATH", os.defpath)) if p)
     env.update(task_environment(task_ctx, task))

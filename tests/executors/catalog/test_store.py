@@ -36,8 +36,10 @@ def outputs(y: int) -> literals_pb2.LiteralMap:
 EXEC = identifier_pb2.TaskExecutionIdentifier(retry_attempt=2)
 
 
-@pytest.fixture(params=["local", "memory"])
+@pytest.fixture(params=["local", "memory", "s3"])
 def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> FsspecCatalog:
+    if request.param == "s3":  # a real S3 server (moto's, on loopback) through s3fs
+        return FsspecCatalog(f"{request.getfixturevalue('s3_bucket')}/catalog")
     root = str(tmp_path / "catalog") if request.param == "local" else f"memory://catalog-{uuid.uuid4().hex}"
     return FsspecCatalog(root)
 
@@ -134,8 +136,13 @@ async def test_reservations_one_owner_at_a_time_and_expiry(catalog: FsspecCatalo
     assert await catalog.read_reservation(key) is None
 
 
-async def test_racing_first_reservations_have_exactly_one_winner(tmp_path: Path) -> None:
-    catalog = FsspecCatalog(str(tmp_path))
+@pytest.mark.parametrize("kind", ["local", "s3"])
+async def test_racing_first_reservations_have_exactly_one_winner(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The stores with a conditional create (a local link, S3's If-None-Match: *)."""
+    root = str(tmp_path) if kind == "local" else f"{request.getfixturevalue('s3_bucket')}/catalog"
+    catalog = FsspecCatalog(root)
     key = cache_key(TEMPLATE, inputs(5))
     results = await asyncio.gather(*(catalog.acquire(key, f"owner-{i}") for i in range(10)))
     assert sum(1 for ok, _ in results if ok) == 1
