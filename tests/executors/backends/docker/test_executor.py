@@ -321,3 +321,57 @@ async def test_a_data_dir_with_colons_is_mounted(
     assert (await start(docker_executor, store, ctx, template, inputs)).phase is TaskPhase.RUNNING
     assert (await wait_final(docker_executor, ctx, template)).phase is TaskPhase.SUCCEEDED
     assert (await docker_executor.resolve_outputs(ctx, "y"))["y"].scalar.primitive.integer == 8
+
+
+S3_TASK = """
+import os, sys
+from executors import task_io
+x = task_io.read_inputs(sys.argv[1], sys.argv[3])["x"]
+task_io.write_outputs(sys.argv[2], {"y": 2 * x}, sys.argv[3])
+print("on", os.environ["AWS_ENDPOINT_URL"])
+"""
+
+
+async def test_a_data_dir_on_s3_is_reached_with_the_starters_credentials(
+    docker_options: dict[str, Any],
+    store: DataStore,
+    make_ctx: Callable[..., TaskContext],
+    podman_service: podman.PodmanService,
+    s3_bucket: str,
+    s3_server: Any,
+) -> None:
+    """An object-store data dir is not mounted: the container gets the usual AWS_* variables (the
+    default ``pass_env`` for such a data dir) and reads its inputs and writes its outputs on the
+    real S3 server itself, through s3fs in the image."""
+    executor = DockerExecutor(**{**docker_options, "network": "host"})  # the server is on loopback
+    await executor.initialize(ExecutorInitializationParameters(data_store=store))
+    try:
+        ctx = make_ctx()
+        ctx = TaskContext(
+            task_execution_id=ctx.task_execution_id, data_dir=f"{s3_bucket}/{ctx.generated_name}"
+        )
+        template = image_template(
+            S3_TASK,
+            "{{.input}}",
+            "{{.outputPrefix}}",
+            "{{.taskTemplatePath}}",
+            inputs={"x": INT},
+            outputs={"y": INT},
+        )
+        await store.write_protobuf(ctx.task_template_file, template)
+        inputs = literals_pb2.LiteralMap()
+        inputs.literals["x"].scalar.primitive.integer = 21
+        assert (await start(executor, store, ctx, template, inputs)).phase is TaskPhase.RUNNING
+        info = inspect(podman_service, ctx.generated_name)
+        assert info is not None
+        assert not [
+            m for m in info.get("Mounts") or [] if s3_bucket.removeprefix("s3://") in m.get("Source", "")
+        ]
+        env = dict(item.split("=", 1) for item in info["Config"]["Env"])
+        assert env["AWS_ENDPOINT_URL"] == s3_server.endpoint and env["AWS_ACCESS_KEY_ID"] == "testing"
+        status = await wait_final(executor, ctx, template, timeout=60)
+        assert status.phase is TaskPhase.SUCCEEDED, status
+        assert (await executor.resolve_outputs(ctx, "y"))["y"].scalar.primitive.integer == 42
+        assert await store.exists(f"{ctx.output_prefix}/outputs.pb")  # written by the container
+    finally:
+        await executor.close()
