@@ -8,7 +8,6 @@ started (by pid), never with ``ray stop``, which would stop every Ray of this us
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -29,6 +28,7 @@ import pytest
 
 from executors import DataStore, ExecutorInitializationParameters, TaskContext
 from executors.backends.ray import RayExecutor
+from harness.tcp_proxy import TcpProxy
 
 
 def free_port() -> int:
@@ -182,60 +182,6 @@ async def ray_executor(ray_head: RayHead, store: DataStore) -> AsyncIterator[Ray
     await executor.initialize(ExecutorInitializationParameters(data_store=store))
     yield executor
     await executor.close()
-
-
-class TcpProxy:
-    """A tiny TCP forwarder on 127.0.0.1 that can be closed (dropping every open connection) and
-    reopened on the same port: a dashboard outage, as the executor sees it."""
-
-    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
-        self.target_port = target_port
-        self.host = host
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-
-    @property
-    def address(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def open(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port, reuse_address=True)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def close(self) -> None:
-        """Stop listening and drop every open connection (keep-alive ones included)."""
-        if self._server is not None:
-            self._server.close()
-            for task in list(self._connections):
-                task.cancel()
-            await asyncio.gather(*self._connections, return_exceptions=True)
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        up_writer: asyncio.StreamWriter | None = None
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-
-            async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-                with contextlib.suppress(ConnectionError, OSError):
-                    while data := await src.read(65536):
-                        dst.write(data)
-                        await dst.drain()
-                dst.close()
-
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        except (asyncio.CancelledError, OSError):
-            pass  # closed by close(): the connection just drops
-        finally:
-            for w in (writer, up_writer):
-                if w is not None:
-                    w.close()
-            self._connections.discard(task)
 
 
 @pytest.fixture

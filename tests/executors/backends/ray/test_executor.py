@@ -33,8 +33,9 @@ from executors.backends.ray import RayExecutor
 from executors.backends.ray.executor import is_loopback_host, ray_entrypoint_resources
 from executors.core.resources import parse_quantity, resources_from_mapping
 from executors.data.task_template import build_task_template
+from harness.tcp_proxy import TcpProxy
 from tests.conftest import make_template
-from tests.executors.backends.ray.conftest import RayHead, TcpProxy, free_port, start_ray_head, stop_ray_head
+from tests.executors.backends.ray.conftest import RayHead, free_port, start_ray_head, stop_ray_head
 
 pytestmark = pytest.mark.e2e
 
