@@ -229,6 +229,13 @@ class AirflowClient:
                 messages.append(item)
         return messages
 
+    def alive_jobs(self, job_type: str) -> list[dict[str, Any]]:
+        """The running jobs of a type (``TriggererJob``, ``SchedulerJob``) whose heartbeat is recent."""
+        data = self._json(
+            "GET", "/api/v2/jobs", params={"job_type": job_type, "state": "running", "is_alive": True}
+        )
+        return list(data.get("jobs", []))
+
     def pool(self, name: str = "default_pool") -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v2/pools/{name}"))
 
@@ -417,7 +424,9 @@ class AirflowStack:
         self.client.login()
         self.startup_seconds = time.monotonic() - started
 
-    def start_component(self, name: str) -> subprocess.Popen[bytes]:
+    def start_component(self, name: str, command: str | None = None) -> subprocess.Popen[bytes]:
+        """Start ``airflow <command>`` (default: ``name``) under ``name``: a second triggerer is
+        ``start_component("triggerer-b", "triggerer")``."""
         if name in self.procs and self.procs[name].poll() is None:
             raise StackError(f"{name} is already running (pid {self.procs[name].pid})")
         log_path = self.component_logs / f"{name}.log"
@@ -425,7 +434,7 @@ class AirflowStack:
             log.write(f"\n===== starting {name} at {time.strftime('%H:%M:%S')} =====\n".encode())
             log.flush()
             proc = subprocess.Popen(
-                [self.airflow, name],
+                [self.airflow, command or name],
                 env=self.env,
                 cwd=self.home,
                 stdin=subprocess.DEVNULL,
@@ -452,6 +461,23 @@ class AirflowStack:
                     os.killpg(proc.pid, signal.SIGKILL)
                 raise StackError(f"process group of {name} ({proc.pid}) still alive {timeout:g}s after {sig}")
             time.sleep(0.1)
+
+    def supervise(self, seconds: float) -> list[str]:
+        """For ``seconds``, start again every component that exited, as a platform's restart policy
+        would (Kubernetes' ``restartPolicy: Always``, systemd's ``Restart=always``): Airflow's
+        scheduler, triggerer and dag-processor exit when the metadata DB goes away. Returns the names
+        restarted, in order."""
+        restarted: list[str] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for name, proc in list(self.procs.items()):
+                if proc.poll() is not None:
+                    self.retired.append(self.procs.pop(name))
+                    command = "triggerer" if name.startswith("triggerer") else name
+                    self.start_component(name, command)
+                    restarted.append(name)
+            time.sleep(0.5)
+        return restarted
 
     def restart_triggerer(self) -> subprocess.Popen[bytes]:
         """SIGKILL the triggerer's process group (no clean shutdown at all), then start a new one."""

@@ -101,6 +101,47 @@ def trigger_log_started(
     return count
 
 
+def wait_mapped(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, count: int, state: str, timeout: float
+) -> list[dict[str, Any]]:
+    """Wait until all ``count`` mapped instances are in ``state``; fails at once if one failed (or,
+    while waiting for ``deferred``, already ended)."""
+    ended = {"failed", "upstream_failed"} | ({"success"} if state == "deferred" else set())
+
+    def check() -> list[dict[str, Any]] | None:
+        tis = stack.client.mapped_task_instances(dag_id, run_id, task_id)
+        bad = [(ti["map_index"], ti["state"], ti["try_number"]) for ti in tis if ti["state"] in ended]
+        assert not bad, f"{len(bad)} of {dag_id}.{task_id} ended while waiting for {state}: {bad[:10]}"
+        return tis if len(tis) == count and all(ti["state"] == state for ti in tis) else None
+
+    result: list[dict[str, Any]] = wait_until(
+        check, timeout, f"all {count} {task_id} of {dag_id} to be {state}", interval=1.0
+    )
+    return result
+
+
+def wrong_mapped_outputs(
+    stack: AirflowStack, dag_id: str, run_id: str, task_id: str, first: dict[str, Start]
+) -> dict[int, Any]:
+    """The map indexes whose ``return_value`` is not the output of the first (and only) start of
+    its key (``first``: key -> start, in map-index order of the keys)."""
+    wrong = {}
+    for index, key in enumerate(sorted(first)):
+        value = stack.client.xcom(dag_id, run_id, task_id, "return_value", map_index=index)
+        if value != {"key": key, "pid": first[key].pid}:
+            wrong[index] = value
+    return wrong
+
+
+def triggerer_holding(tis: list[dict[str, Any]]) -> dict[int | None, int]:
+    """How many of these task instances each triggerer job id holds."""
+    held: dict[int | None, int] = {}
+    for ti in tis:
+        job = (ti.get("triggerer_job") or {}).get("id")
+        held[job] = held.get(job, 0) + 1
+    return held
+
+
 def task_log(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
     folder = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
     texts = []

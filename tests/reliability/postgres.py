@@ -152,6 +152,11 @@ class PostgresCluster:
             "initdb", "--pgdata", str(self.data_dir), "--username", self.user, "--auth", "trust",
             "--encoding", "UTF8", "--no-locale", "--no-sync",
         )  # fmt: skip
+        self._start_server()
+        self._create_database()
+        self.startup_seconds = time.monotonic() - t0
+
+    def _start_server(self) -> None:
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -168,8 +173,18 @@ class PostgresCluster:
             "pg_ctl", "start", "--pgdata", str(self.data_dir), "--log", str(self.log_file),
             "--wait", "--timeout", "60", "--options", options,
         )  # fmt: skip
-        self._create_database()
-        self.startup_seconds = time.monotonic() - t0
+
+    def restart(self, down_seconds: float) -> float:
+        """Stop the server (``fast``: every client is disconnected, as in a planned restart or a
+        fail-over), keep it down ``down_seconds``, start it again on the same port and data; returns
+        the seconds it was unreachable."""
+        t0 = time.monotonic()
+        self._tool(
+            "pg_ctl", "stop", "--pgdata", str(self.data_dir), "--mode", "fast", "--wait", "--timeout", "60"
+        )
+        time.sleep(down_seconds)
+        self._start_server()
+        return time.monotonic() - t0
 
     def _create_database(self) -> None:
         import psycopg2

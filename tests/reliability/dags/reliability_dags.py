@@ -157,3 +157,24 @@ with DAG(dag_id="rel_docker_worker_crash", **COMMON):
         retry_delay=dt.timedelta(seconds=1),
         **waiter(REL_GATE="1", REL_SLEEP="1"),
     )
+
+
+# 6. Two triggerers (HA) hold a hundred deferred executions; the one holding most is SIGKILLed and
+# the other, already running, takes them over. Then twenty deferred executions across a scheduler
+# SIGKILL and restart and a PostgreSQL restart.
+HA_FANOUT = 100
+RESTART_FANOUT = 20
+
+with DAG(dag_id="rel_ha_triggerers", max_active_tasks=2 * HA_FANOUT, **COMMON):
+    ExecutorOperator.partial(
+        task_id="sleeper",
+        executor_id="local",
+        **waiter(REL_GATE="1", REL_SLEEP="{{ dag_run.conf.get('sleep', '10') }}"),
+    ).expand(inputs=[{"key": f"h{i:03d}"} for i in range(HA_FANOUT)])
+
+with DAG(dag_id="rel_restarts", max_active_tasks=2 * RESTART_FANOUT, **COMMON):
+    ExecutorOperator.partial(
+        task_id="sleeper",
+        executor_id="local",
+        **waiter(REL_GATE="1", REL_SLEEP="2"),
+    ).expand(inputs=[{"key": f"r{i:02d}"} for i in range(RESTART_FANOUT)])
