@@ -137,16 +137,13 @@ def test_scheduler_and_postgres_restarts_while_tasks_are_deferred(
             lambda: len(starts(evidence)) >= RESTART_FANOUT, 120, f"{RESTART_FANOUT} started processes"
         )
         processes = snapshot(s.pid for s in starts(evidence))
-        t0 = time.monotonic()
         rel_stack.kill_component("scheduler", signal.SIGKILL)
         rel_stack.start_component("scheduler")
         rel_stack.wait_healthy(components=["scheduler"])
-        report(
-            f"scenario 6: scheduler SIGKILLed and back in {time.monotonic() - t0:.1f}s, {RESTART_FANOUT} deferred"
-        )
+        report(f"scenario 6: scheduler SIGKILLed and started again with {RESTART_FANOUT} tasks deferred")
         down = rel_postgres.restart(down_seconds=10)
         # Airflow's components exit when their database goes away; a platform restarts them.
-        restarted = rel_stack.supervise(seconds=10)
+        restarted = rel_stack.supervise(seconds=15)
         running = len(alive(processes))
         report(
             f"scenario 6: PostgreSQL stopped (fast) and started again: unreachable {down:.1f}s; Airflow "
