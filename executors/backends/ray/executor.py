@@ -219,6 +219,10 @@ class RayExecutor(Executor):
     ``allow_local_data_dir``
         the data dir is a local path that is mounted identically on every Ray node (see the
         module docstring); without it a local data dir requires a loopback dashboard address.
+    ``entrypoint_resources``
+        custom Ray resources (a mapping or JSON, name -> amount) the job's entrypoint needs, e.g.
+        ``{"gpu_node": 1}``: Ray runs the task only on a node that has them (without any resource
+        requested, Ray runs a job's entrypoint on the head node).
     """
 
     id = "ray"
@@ -232,6 +236,7 @@ class RayExecutor(Executor):
         request_timeout: float | str = 30.0,
         runtime_env: Mapping[str, Any] | str | None = None,
         allow_local_data_dir: bool | str = False,
+        entrypoint_resources: Mapping[str, float] | str | None = None,
     ) -> None:
         self.address = (address or _default_address()).rstrip("/")
         if not self.address.startswith(("http://", "https://")):
@@ -245,6 +250,13 @@ class RayExecutor(Executor):
         if not isinstance(env_vars, Mapping):
             raise ValueError("RayExecutor runtime_env.env_vars: expected a mapping of strings")
         self.allow_local_data_dir = _as_bool(allow_local_data_dir)
+        self.entrypoint_resources: dict[str, float] = {}
+        for name, amount in _as_mapping(entrypoint_resources, "entrypoint_resources").items():
+            if isinstance(amount, bool) or not isinstance(amount, int | float) or amount <= 0:
+                raise ValueError(
+                    f"RayExecutor entrypoint_resources[{name!r}]: expected a number > 0, got {amount!r}"
+                )
+            self.entrypoint_resources[str(name)] = float(amount)
         self._store = DataStore()
         self._outputs: OutputsResolver | None = None
         self._client: httpx.AsyncClient | None = None
@@ -324,6 +336,8 @@ class RayExecutor(Executor):
             "metadata": self._metadata(task_ctx),
             **resources,
         }
+        if self.entrypoint_resources:
+            body["entrypoint_resources"] = dict(self.entrypoint_resources)
         try:
             response = await self._request("POST", "/api/jobs/", json=body, raise_5xx=False)
         except _Unreachable as exc:

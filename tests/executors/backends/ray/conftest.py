@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -46,6 +48,8 @@ class RayHead:
     log_file: Path
     process: subprocess.Popen[bytes]
     startup_seconds: float = 0.0
+    gcs_port: int = 0
+    """The GCS port (``ray start --address 127.0.0.1:<gcs_port>`` adds a node)."""
 
     def log_tail(self, chars: int = 4000) -> str:
         try:
@@ -109,7 +113,14 @@ def start_ray_head(extra_env: dict[str, str] | None = None, timeout: float = 120
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    head = RayHead(f"http://127.0.0.1:{dashboard_port}", dashboard_port, temp_dir, log_file, process)
+    head = RayHead(
+        f"http://127.0.0.1:{dashboard_port}",
+        dashboard_port,
+        temp_dir,
+        log_file,
+        process,
+        gcs_port=ports["--port"],
+    )
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -126,6 +137,58 @@ def start_ray_head(extra_env: dict[str, str] | None = None, timeout: float = 120
         raise
     head.startup_seconds = time.monotonic() - t0
     return head
+
+
+def alive_nodes(head: RayHead) -> list[dict[str, Any]]:
+    """The cluster's live nodes, from the dashboard's state API."""
+    response = httpx.get(f"{head.address}/api/v0/nodes", params={"limit": 100}, timeout=10)
+    response.raise_for_status()
+    nodes = response.json()["data"]["result"]["result"]
+    return [node for node in nodes if node.get("state") == "ALIVE"]
+
+
+def start_ray_worker(
+    head: RayHead, resource: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+) -> RayHead:
+    """A second node of ``head``'s cluster (``ray start --address``, its own temp dir and ports,
+    one CPU and the custom resource ``resource``); returns once the head lists it alive. The result
+    is a :class:`RayHead` for its process and folder (its ``address`` is the head's dashboard):
+    :func:`stop_ray_head` stops it, SIGKILL of its process group kills it."""
+    temp_dir = Path(tempfile.mkdtemp(prefix="rayw-", dir="/tmp" if os.path.isdir("/tmp") else None))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update({"RAY_TMPDIR": str(temp_dir), "RAY_USAGE_STATS_ENABLED": "0", **(extra_env or {})})
+    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    command = [
+        _ray_cli(), "start", "--address", f"127.0.0.1:{head.gcs_port}", "--block",
+        "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
+        "--resources", json.dumps({resource: 1}), "--temp-dir", str(temp_dir),
+        "--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
+        "--dashboard-agent-listen-port", str(free_port()), "--dashboard-agent-grpc-port", str(free_port()),
+        "--runtime-env-agent-port", str(free_port()), "--metrics-export-port", str(free_port()),
+    ]  # fmt: skip
+    log_file = temp_dir / "ray-start.log"
+    t0 = time.monotonic()
+    with open(log_file, "wb") as log:
+        process = subprocess.Popen(
+            command, cwd=temp_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    node = RayHead(head.address, head.dashboard_port, temp_dir, log_file, process)
+    try:
+        deadline = time.monotonic() + timeout
+        while not any(resource in (n.get("resources_total") or {}) for n in alive_nodes(head)):
+            if process.poll() is not None:
+                raise RuntimeError(f"ray start (worker) exited with {process.returncode}:\n{node.log_tail()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the Ray worker node did not join within {timeout:g}s:\n{node.log_tail()}"
+                )
+            time.sleep(0.5)
+    except BaseException:
+        stop_ray_head(node)
+        raise
+    node.startup_seconds = time.monotonic() - t0
+    return node
 
 
 def stop_ray_head(head: RayHead) -> None:
