@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -22,8 +26,9 @@ from harness.s3_server import S3Server
 from tests.conftest import INT, python_template
 from tests.executors.backends.local.helpers import start, wait_final
 from tests.executors.backends.ray.conftest import RayHead, alive_nodes, start_ray_worker, stop_ray_head
+from tests.executors.backends.ray.test_ray_dag import REPO, RUN_DAG, airflow_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
+pytestmark = [pytest.mark.e2e]
 
 # Reads its input and writes its output on S3 through task_io, says on which node it ran; on
 # Flyte's first attempt it then waits (for the test to kill its node).
@@ -148,3 +153,43 @@ async def test_the_worker_node_killed_mid_task_is_retryable_and_the_retry_succee
             assert "node worker-c attempt 1" in driver_log(new_node, retry.generated_name)
     finally:
         await executor.close()
+
+
+def test_the_across_machines_example_dag_with_no_shared_folder(
+    ray_head: RayHead, s3_server: S3Server, s3_bucket: str, tmp_path: Path
+) -> None:
+    """``dags/executors_across_machines.py`` through ``dag.test()``: the Ray task on the worker
+    node, the local one here, data and catalog on S3 only; the second run is a cache hit."""
+    home = tmp_path / "airflow-home"
+    home.mkdir()
+    env = airflow_env(home, ray_head.address)
+    env.update(
+        {
+            "AIRFLOW__PROVIDER_EXECUTORS__DATA_DIR": f"{s3_bucket}/executions",
+            "RAY_WORKER_RESOURCE": "batch_node",
+        }
+    )
+    migrate = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert migrate.returncode == 0, migrate.stderr[-3000:]
+    results = []
+    with worker_node(ray_head, "batch_node", "worker-d") as node:
+        for _ in range(2):
+            run = subprocess.run(
+                [sys.executable, "-c", RUN_DAG, str(REPO / "dags" / "executors_across_machines.py")],
+                env=env, cwd=REPO, capture_output=True, text=True, timeout=600,
+            )  # fmt: skip
+            output = f"stdout:\n{run.stdout[-6000:]}\nstderr:\n{run.stderr[-6000:]}"
+            assert run.returncode == 0, output
+            results.append(json.loads(run.stdout.strip().splitlines()[-1]))
+            assert results[-1]["state"] == "success", output
+        ran_on_worker = list((node.temp_dir / "session_latest" / "logs").glob("job-driver-*.log"))
+    first, second = (r["xcoms"] for r in results)
+    assert first["partial_sums.total"] == 31 and first["report.return_value"] == {"line": "8 sums, total 31"}
+    assert first["partial_sums.cache_status"] == "CACHE_POPULATED"
+    assert second["partial_sums.cache_status"] == "CACHE_HIT" and second["report.line"] == "8 sums, total 31"
+    assert len(ran_on_worker) == 1, ran_on_worker  # one Ray job, on the worker node; none for the hit
+    stored = asyncio.run(DataStore().find(s3_bucket))
+    assert any("/catalog/" in ref for ref in stored) and any(ref.endswith("/outputs.pb") for ref in stored)
