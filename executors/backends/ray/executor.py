@@ -61,6 +61,13 @@ from executors.backends.container import (
     task_environment,
 )
 from executors.backends.outputs import OutputsResolver
+from executors.backends.ray.packages import (
+    PackageUploadError,
+    runner_module_uri,
+    with_pip_requirements,
+    with_py_module,
+)
+from executors.backends.runner_package import runner_requirements, runs_the_runner
 from executors.core.context import TaskContext
 from executors.core.interface import Executor, ExecutorInitializationParameters, ExecutorProperties
 from executors.core.output import OutputChunk, OutputLines, split_lines
@@ -162,6 +169,7 @@ def _shorten(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 _AGENT_REJECTED_RE = re.compile(r"Request failed with status code 4\d\d")
+_MISSING_MODULE_RE = re.compile(r"ModuleNotFoundError: No module named '([^'\s]+)'")
 _EXCEPTION_LINE_RE = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): .+$", re.MULTILINE)
 
 
@@ -223,6 +231,17 @@ class RayExecutor(Executor):
         custom Ray resources (a mapping or JSON, name -> amount) the job's entrypoint needs, e.g.
         ``{"gpu_node": 1}``: Ray runs the task only on a node that has them (without any resource
         requested, Ray runs a job's entrypoint on the head node).
+    ``ship_runner``
+        (default true) send this package with every function task (``@task.executor``) job as a
+        ``py_modules`` entry (:mod:`executors.backends.ray.packages`), so Ray nodes need not have it
+        installed and always run the submitter's version of the runner.
+    ``runner_dependencies``
+        ``"installed"`` (default): the nodes' Python has the runner's libraries (flyteidl, protobuf,
+        fsspec, msgpack, jsonschema, referencing, and s3fs/gcsfs/adlfs for a data dir on an object store);
+        ``"pip"``: add them, with this package's version ranges, to the job's ``runtime_env.pip``
+        so Ray installs them for the job (once per node and set of requirements; the nodes need a
+        package index). A job that fails because a module is missing on the node is a permanent
+        failure naming the module and these two options.
     """
 
     id = "ray"
@@ -237,6 +256,8 @@ class RayExecutor(Executor):
         runtime_env: Mapping[str, Any] | str | None = None,
         allow_local_data_dir: bool | str = False,
         entrypoint_resources: Mapping[str, float] | str | None = None,
+        ship_runner: bool | str = True,
+        runner_dependencies: str = "installed",
     ) -> None:
         self.address = (address or _default_address()).rstrip("/")
         if not self.address.startswith(("http://", "https://")):
@@ -257,6 +278,14 @@ class RayExecutor(Executor):
                     f"RayExecutor entrypoint_resources[{name!r}]: expected a number > 0, got {amount!r}"
                 )
             self.entrypoint_resources[str(name)] = float(amount)
+        self.ship_runner = _as_bool(ship_runner)
+        if runner_dependencies not in ("installed", "pip"):
+            raise ValueError(
+                f"RayExecutor runner_dependencies {runner_dependencies!r}: expected 'installed' or 'pip'"
+            )
+        self.runner_dependencies = runner_dependencies
+        if runner_dependencies == "pip":
+            with_pip_requirements(self.runtime_env, [])  # a pip entry we cannot add to fails here
         self._store = DataStore()
         self._outputs: OutputsResolver | None = None
         self._client: httpx.AsyncClient | None = None
@@ -329,10 +358,16 @@ class RayExecutor(Executor):
         except ValueError as exc:
             return permanent_failure(TaskError("InvalidResources", str(exc), ErrorOrigin.USER))
         await self._make_local_folders(task_ctx)
+        runtime_env = self._runtime_env(task_ctx, task)
+        if runs_the_runner(command):
+            shipped = await self._with_runner(task_ctx, runtime_env)
+            if isinstance(shipped, TaskStatus):
+                return shipped
+            runtime_env = shipped
         body: dict[str, Any] = {
             "entrypoint": shlex.join(command),
             "submission_id": task_ctx.generated_name,
-            "runtime_env": self._runtime_env(task_ctx, task),
+            "runtime_env": runtime_env,
             "metadata": self._metadata(task_ctx),
             **resources,
         }
@@ -405,6 +440,26 @@ class RayExecutor(Executor):
                     "allow_local_data_dir=True"
                 )
         return None
+
+    async def _with_runner(
+        self, task_ctx: TaskContext, runtime_env: dict[str, Any]
+    ) -> dict[str, Any] | TaskStatus:
+        """``runtime_env`` with the runner's package (``ship_runner``) and its requirements
+        (``runner_dependencies='pip'``); UNKNOWN when the upload cannot reach the dashboard."""
+        if self.runner_dependencies == "pip":
+            protocols = {protocol_of(ref) for ref in (task_ctx.inputs_file, task_ctx.output_prefix)}
+            runtime_env = with_pip_requirements(runtime_env, runner_requirements(sorted(protocols)))
+        if not self.ship_runner:
+            return runtime_env
+        try:
+            uri = await runner_module_uri(self._request)
+        except _Unreachable as exc:
+            return unknown_status(TaskError("RayUnreachable", str(exc), ErrorOrigin.SYSTEM))
+        except PackageUploadError as exc:
+            return permanent_failure(
+                TaskError("RunnerUploadFailed", f"job {task_ctx.generated_name}: {exc}", ErrorOrigin.SYSTEM)
+            )
+        return with_py_module(runtime_env, uri)
 
     async def _make_local_folders(self, task_ctx: TaskContext) -> None:
         # A shared mount we cannot write to here is the workers' business, not a reason to fail the
@@ -493,7 +548,7 @@ class RayExecutor(Executor):
             what = f"Ray job {task_ctx.generated_name} succeeded"
             return (await status_after_success(self._store, task_ctx, task, what=what)).with_state(state)
         if ray_status == "FAILED":
-            return (await self._status_after_failure(task_ctx, info)).with_state(state)
+            return (await self._status_after_failure(task_ctx, task, info)).with_state(state)
         if ray_status == "STOPPED":
             message = str(info.get("message") or "").strip()
             return permanent_failure(
@@ -507,13 +562,29 @@ class RayExecutor(Executor):
             TaskError("RayStatusError", f"job {name}: unrecognized Ray job status {ray_status!r}")
         ).with_state(state)
 
-    async def _status_after_failure(self, task_ctx: TaskContext, info: Mapping[str, Any]) -> TaskStatus:
+    async def _status_after_failure(
+        self, task_ctx: TaskContext, task: tasks_pb2.TaskTemplate, info: Mapping[str, Any]
+    ) -> TaskStatus:
         from_file = await status_from_error_file(self._store, task_ctx)
         if from_file is not None:
             return from_file
         exit_code = info.get("driver_exit_code")
         error_type = info.get("error_type")
         message = _shorten(str(info.get("message") or "no message"))
+        missing = _MISSING_MODULE_RE.findall(message)
+        if missing:
+            # Before the command could write error.pb: the node's Python lacks a module. Every retry
+            # would meet the same node set up the same way.
+            command = [*task.container.command, *task.container.args]
+            return permanent_failure(
+                TaskError(
+                    "ModuleNotFound",
+                    f"Ray job {task_ctx.generated_name} failed: the Ray node's Python has no module "
+                    f"{missing[-1]!r}; {self._missing_module_hint(missing[-1], runs_the_runner(command))}."
+                    f"\n{message}",
+                    ErrorOrigin.USER,
+                )
+            )
         pairs = (("error_type", error_type), ("driver_exit_code", exit_code))
         details = ", ".join(f"{k}={v}" for k, v in pairs if v is not None)
         code = f"ExitCode{exit_code}" if isinstance(exit_code, int) else str(error_type or "RayJobFailed")
@@ -527,6 +598,21 @@ class RayExecutor(Executor):
                 origin,
             )
         )
+
+    def _missing_module_hint(self, module: str, runner: bool) -> str:
+        if module.split(".")[0] == "executors":
+            return (
+                "this package (airflow-provider-executors) is not installed there; keep the Ray "
+                "executor's ship_runner on (the default) to send it with the job, or install it on "
+                "every node"
+            )
+        if runner:
+            return (
+                f"the function-task runner needs {', '.join(runner_requirements())} (and the data "
+                "dir's fsspec filesystem); install them on every Ray node, or set the Ray "
+                "executor's runner_dependencies='pip' so that Ray installs them for the job"
+            )
+        return "install it on every Ray node, or add it to the Ray executor's runtime_env (pip)"
 
     # -- kill ------------------------------------------------------------------------------------
 

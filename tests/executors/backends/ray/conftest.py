@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import uuid
@@ -147,19 +149,47 @@ def alive_nodes(head: RayHead) -> list[dict[str, Any]]:
     return [node for node in nodes if node.get("state") == "ALIVE"]
 
 
+def bare_python(root: Path, without: tuple[str, ...]) -> Path:
+    """A virtualenv at ``root`` that has everything this one has (symlinks to its site-packages
+    entries, so it takes no download and a second) except this package and the distributions in
+    ``without``: the Python of a Ray node where this package was never installed. Returns its
+    ``python``."""
+    site = Path(sysconfig.get_paths()["purelib"])
+    hidden = {"__editable__", "airflow_provider_executors"}
+    for name in without:
+        files = importlib.metadata.distribution(name).files or []
+        hidden.update(Path(str(f)).parts[0] for f in files)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    target = Path(sysconfig.get_paths(vars={"base": str(root), "platbase": str(root)})["purelib"])
+    for entry in site.iterdir():
+        top = entry.name.split("-", 1)[0] if entry.name.endswith(".dist-info") else entry.name
+        if entry.name in hidden or top in hidden or any(entry.name.startswith(h) for h in hidden):
+            continue
+        if not (target / entry.name).exists():
+            (target / entry.name).symlink_to(entry)
+    return root / "bin" / "python"
+
+
 def start_ray_worker(
-    head: RayHead, resource: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+    head: RayHead,
+    resource: str,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 120,
+    python: Path | None = None,
 ) -> RayHead:
     """A second node of ``head``'s cluster (``ray start --address``, its own temp dir and ports,
     one CPU and the custom resource ``resource``); returns once the head lists it alive. The result
     is a :class:`RayHead` for its process and folder (its ``address`` is the head's dashboard):
-    :func:`stop_ray_head` stops it, SIGKILL of its process group kills it."""
+    :func:`stop_ray_head` stops it, SIGKILL of its process group kills it. With ``python`` (e.g.
+    from :func:`bare_python`) the node and its jobs run that interpreter (it comes first on PATH)."""
     temp_dir = Path(tempfile.mkdtemp(prefix="rayw-", dir="/tmp" if os.path.isdir("/tmp") else None))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "PYTHONPATH"}
     env.update({"RAY_TMPDIR": str(temp_dir), "RAY_USAGE_STATS_ENABLED": "0", **(extra_env or {})})
-    env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+    interpreter = str(python) if python is not None else sys.executable
+    env["PATH"] = os.pathsep.join([os.path.dirname(interpreter), env.get("PATH", os.defpath)])
+    ray = [_ray_cli()] if python is None else [interpreter, "-m", "ray.scripts.scripts"]
     command = [
-        _ray_cli(), "start", "--address", f"127.0.0.1:{head.gcs_port}", "--block",
+        *ray, "start", "--address", f"127.0.0.1:{head.gcs_port}", "--block",
         "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--num-gpus", "0",
         "--resources", json.dumps({resource: 1}), "--temp-dir", str(temp_dir),
         "--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
