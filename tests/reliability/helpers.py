@@ -142,6 +142,71 @@ def triggerer_holding(tis: list[dict[str, Any]]) -> dict[int | None, int]:
     return held
 
 
+@dataclasses.dataclass
+class Takeover:
+    """Two triggerers (HA): the stack's own and ``triggerer-b``, by component name -> TriggererJob id."""
+
+    stack: AirflowStack
+    jobs: dict[str, int]
+    victim: str = ""
+    survivor: str = ""
+    held: dict[int | None, int] = dataclasses.field(default_factory=dict)
+    t_kill: float = 0.0
+
+    @classmethod
+    def start(cls, stack: AirflowStack) -> Takeover:
+        """Start ``triggerer-b`` beside the stack's triggerer and wait for its job."""
+        before = {job["id"] for job in stack.client.alive_jobs("TriggererJob")}
+        stack.start_component("triggerer-b", "triggerer")
+        new = wait_until(
+            lambda: (
+                [j["id"] for j in stack.client.alive_jobs("TriggererJob") if j["id"] not in before] or None
+            ),
+            60,
+            "the second triggerer's job",
+        )
+        return cls(stack, {"triggerer": sorted(before)[-1], "triggerer-b": new[0]})
+
+    def kill_the_busiest(self, tis: list[dict[str, Any]], label: str) -> None:
+        """SIGKILL the triggerer holding most of ``tis``; no new one is started."""
+        self.held = triggerer_holding(tis)
+        self.victim = max(self.jobs, key=lambda name: self.held.get(self.jobs[name], 0))
+        self.survivor = next(name for name in self.jobs if name != self.victim)
+        self.t_kill = time.monotonic()
+        self.stack.kill_component(self.victim, signal.SIGKILL)
+        report(
+            f"{label}: triggerer jobs {self.jobs} held {self.held}; SIGKILLed {self.victim} (job "
+            f"{self.jobs[self.victim]}, {self.held.get(self.jobs[self.victim], 0)} triggers); {self.survivor} "
+            "keeps running, no new triggerer"
+        )
+
+    def wait_all_on_the_survivor(self, dag_id: str, run_id: str, task_id: str, label: str) -> float:
+        """Seconds from the kill until the survivor held every unfinished task (the others deferred)."""
+        moved: dict[str, float] = {}
+
+        def all_on_the_survivor() -> bool:
+            for ti in self.stack.client.mapped_task_instances(dag_id, run_id, task_id):
+                job = (ti.get("triggerer_job") or {}).get("id")
+                if ti["state"] != "success" and job != self.jobs[self.survivor]:
+                    assert ti["state"] == "deferred", (ti["map_index"], ti["state"])
+                    return False
+            moved["seconds"] = time.monotonic() - self.t_kill
+            return True
+
+        wait_until(all_on_the_survivor, 120, f"{self.survivor} to take every trigger over", interval=0.5)
+        report(f"{label}: {self.survivor} held every trigger {moved['seconds']:.1f}s after the SIGKILL")
+        return moved["seconds"]
+
+    def back_to_one(self, label: str) -> None:
+        """Leave the stack as the other scenarios expect it: one triggerer, named ``triggerer``."""
+        restarted = "triggerer" not in self.stack.procs
+        if restarted:
+            self.stack.start_component("triggerer")
+        if "triggerer-b" in self.stack.procs:
+            self.stack.kill_component("triggerer-b", signal.SIGTERM)
+        report(f"{label}: stack back to one triggerer (restarted the first: {restarted})")
+
+
 def task_log(stack: AirflowStack, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
     folder = stack.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
     texts = []

@@ -21,6 +21,7 @@ import pytest
 from harness.airflow_stack import AirflowStack, wait_until
 from tests.reliability.dags.reliability_dags import HA_FANOUT, RESTART_FANOUT
 from tests.reliability.helpers import (
+    Takeover,
     alive,
     execution_records,
     kill_all,
@@ -32,7 +33,6 @@ from tests.reliability.helpers import (
     start_run,
     starts,
     trigger_log_started,
-    triggerer_holding,
     wait_mapped,
     wrong_mapped_outputs,
 )
@@ -63,20 +63,13 @@ def finish(stack: AirflowStack, dag_id: str, run_id: str, count: int, evidence: 
 
 @pytest.mark.dag_id("rel_ha_triggerers")
 def test_two_triggerers_one_sigkilled_the_other_takes_every_trigger_over(rel_stack: AirflowStack) -> None:
-    dag_id, client = "rel_ha_triggerers", rel_stack.client
-    before = {job["id"] for job in client.alive_jobs("TriggererJob")}
-    rel_stack.start_component("triggerer-b", "triggerer")
-    new = wait_until(
-        lambda: [j["id"] for j in client.alive_jobs("TriggererJob") if j["id"] not in before] or None,
-        60,
-        "the second triggerer's job",
-    )
-    jobs = {"triggerer": sorted(before)[-1], "triggerer-b": new[0]}
+    dag_id, label = "rel_ha_triggerers", "scenario 6 (HA)"
+    takeover = Takeover.start(rel_stack)
     evidence = new_evidence_dir(rel_stack, "ha")
     run_id = start_run(rel_stack, dag_id, "ha", evidence)
     processes: dict[int, float] = {}
     try:
-        tis = wait_mapped(rel_stack, dag_id, run_id, TASK_ID, HA_FANOUT, "deferred", timeout=300)
+        wait_mapped(rel_stack, dag_id, run_id, TASK_ID, HA_FANOUT, "deferred", timeout=300)
         wait_until(lambda: len(starts(evidence)) >= HA_FANOUT, 120, f"{HA_FANOUT} started processes")
         wait_until(
             lambda: trigger_log_started(rel_stack, dag_id, run_id, TASK_ID) >= HA_FANOUT,
@@ -84,43 +77,18 @@ def test_two_triggerers_one_sigkilled_the_other_takes_every_trigger_over(rel_sta
             f"the {HA_FANOUT} triggers to run",
             interval=0.5,
         )
-        tis = client.mapped_task_instances(dag_id, run_id, TASK_ID)
-        held = triggerer_holding(tis)
-        victim = max(jobs, key=lambda name: held.get(jobs[name], 0))
-        survivor = next(name for name in jobs if name != victim)
         processes = snapshot(s.pid for s in starts(evidence))
         assert len(processes) == HA_FANOUT
         release(evidence)  # each now sleeps 10 s: the kill and the takeover fall in there
-        t_kill = time.monotonic()
-        rel_stack.kill_component(victim, signal.SIGKILL)
+        takeover.kill_the_busiest(rel_stack.client.mapped_task_instances(dag_id, run_id, TASK_ID), label)
+        takeover.wait_all_on_the_survivor(dag_id, run_id, TASK_ID, label)
+        finish(rel_stack, dag_id, run_id, HA_FANOUT, evidence, label)
         report(
-            f"scenario 6: triggerer jobs {jobs} held {held}; SIGKILLed {victim} (job {jobs[victim]}, "
-            f"{held.get(jobs[victim], 0)} triggers); {survivor} keeps running, no new triggerer"
+            f"{label}: all {HA_FANOUT} succeeded {time.monotonic() - takeover.t_kill:.1f}s after the SIGKILL"
         )
-        moved: dict[str, float] = {}
-
-        def all_on_the_survivor() -> bool:
-            now = client.mapped_task_instances(dag_id, run_id, TASK_ID)
-            for ti in now:
-                job = (ti.get("triggerer_job") or {}).get("id")
-                if ti["state"] != "success" and job != jobs[survivor]:
-                    assert ti["state"] == "deferred", (ti["map_index"], ti["state"])
-                    return False
-            moved["seconds"] = time.monotonic() - t_kill
-            return True
-
-        wait_until(all_on_the_survivor, 120, f"{survivor} to take every trigger over", interval=0.5)
-        report(f"scenario 6: {survivor} held every trigger {moved['seconds']:.1f}s after the SIGKILL")
-        finish(rel_stack, dag_id, run_id, HA_FANOUT, evidence, "scenario 6 (HA)")
-        report(f"scenario 6: all {HA_FANOUT} succeeded {time.monotonic() - t_kill:.1f}s after the SIGKILL")
     finally:
         kill_all(processes)
-        # Leave the stack as the other scenarios expect it: one triggerer, named "triggerer".
-        if victim_was_first := ("triggerer" not in rel_stack.procs):
-            rel_stack.start_component("triggerer")
-        if "triggerer-b" in rel_stack.procs:
-            rel_stack.kill_component("triggerer-b", signal.SIGTERM)
-        report(f"scenario 6: stack back to one triggerer (restarted the first: {victim_was_first})")
+        takeover.back_to_one(label)
 
 
 @pytest.mark.dag_id("rel_restarts")

@@ -178,3 +178,16 @@ with DAG(dag_id="rel_restarts", max_active_tasks=2 * RESTART_FANOUT, **COMMON):
         executor_id="local",
         **waiter(REL_GATE="1", REL_SLEEP="2"),
     ).expand(inputs=[{"key": f"r{i:02d}"} for i in range(RESTART_FANOUT)])
+
+
+# 7. Two triggerers (HA) hold ten deferred Ray jobs; the one holding most is SIGKILLed and the
+# other takes them over (the dashboard address is in the connection the test creates).
+RAY_HA_FANOUT = 10
+
+with DAG(dag_id="rel_ray_ha", max_active_tasks=2 * RAY_HA_FANOUT, **COMMON):
+    ExecutorOperator.partial(
+        task_id="sleeper",
+        executor_id="ray",
+        executor_options={"conn_id": RAY_CONN_ID},
+        **waiter(REL_GATE="1", REL_SLEEP="15"),
+    ).expand(inputs=[{"key": f"y{i:02d}"} for i in range(RAY_HA_FANOUT)])
