@@ -8,14 +8,19 @@ writes ``outputs.pb`` or ``error.pb``.
 Outputs follow Flyte: a ``NamedTuple`` or ``TypedDict`` return annotation gives one output per
 field; ``None`` gives none; anything else is the single output ``o0``.
 
-Enum parameters travel as their values (an enum literal is a string); :func:`enum_inputs` records
-each enum class (module, name, members) so that the runner hands the function the *member*.
+Enum parameters travel as their values (an enum literal is a string) and dataclasses and pydantic
+models as their JSON-like form (msgpack); :func:`input_conversions`, :func:`enum_types` and
+:func:`record_types` record where they sit and what the classes look like, so that the runner hands
+the function an enum *member* and a record *instance*, of the class itself when it can be imported
+there, else of a stand-in with the same name and fields (see :mod:`executors.runtime.annotated_values`).
 """
 
 from __future__ import annotations
 
+import datetime
 import enum
 import inspect
+import json
 import textwrap
 import types
 import typing
@@ -27,6 +32,7 @@ from flyteidl.core import tasks_pb2
 from executors.core.cache import Cache
 from executors.core.errors import LiteralConversionError
 from executors.data.literals import literal_type_from_python
+from executors.data.record_types import RecordField, is_pydantic_model, is_record_type, record_fields
 from executors.data.task_template import build_task_template
 
 RUNNER_COMMAND = [
@@ -89,61 +95,134 @@ def input_types(fn: Callable[..., Any], *, reserved: Sequence[str] = ()) -> dict
     return types
 
 
-def _enum_key(cls: type[enum.Enum]) -> str:
+def _type_key(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def enum_descriptor(tp: Any) -> dict[str, Any] | None:
-    """Where enums sit in an annotation, for the runner to turn values back into members.
+def value_descriptor(tp: Any) -> dict[str, Any] | None:
+    """What the runner must do to a plain input value to give the function what it annotated.
 
-    ``{"enum": key}`` for an ``Enum`` class (a key of :func:`enum_types`), ``{"list": d}`` /
-    ``{"dict": d}`` / ``{"union": [d, ...]}`` around one, ``None`` for a type holding no enum.
+    ``{"enum": key}`` for an ``Enum`` (a key of :func:`enum_types`: the member), ``{"record": key}``
+    for a dataclass or pydantic model (a key of :func:`record_types`: an instance), ``{"date": True}``,
+    ``{"datetime": True}``, ``{"timedelta": True}`` (a record field holds them as strings and
+    seconds), ``{"list": d}`` / ``{"dict": d}`` / ``{"union": [d, ...]}`` around one, ``None`` for a
+    type whose plain value is already right.
     """
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return {"enum": _enum_key(tp)}
+        return {"enum": _type_key(tp)}
+    if is_record_type(tp):
+        return {"record": _type_key(tp)}
+    scalar = _SCALAR_DESCRIPTORS.get(tp) if isinstance(tp, type) else None
+    if scalar:
+        return {scalar: True}
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is list and len(args) == 1:
-        inner = enum_descriptor(args[0])
+        inner = value_descriptor(args[0])
         return {"list": inner} if inner else None
     if origin is dict and len(args) == 2:
-        inner = enum_descriptor(args[1])
+        inner = value_descriptor(args[1])
         return {"dict": inner} if inner else None
     if origin is typing.Union or origin is types.UnionType:
-        variants = [enum_descriptor(arg) for arg in args]
+        variants = [value_descriptor(arg) for arg in args]
         return {"union": variants} if any(variants) else None
     return None
 
 
-def enum_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
-    """``{parameter: enum_descriptor}`` for the parameters whose annotation holds an enum."""
-    found = {name: enum_descriptor(tp) for name, tp in inputs.items()}
+_SCALAR_DESCRIPTORS: dict[type, str] = {
+    datetime.date: "date",
+    datetime.datetime: "datetime",
+    datetime.timedelta: "timedelta",
+}
+
+
+def input_conversions(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """``{parameter: value_descriptor}`` for the parameters whose plain value needs converting."""
+    found = {name: value_descriptor(tp) for name, tp in inputs.items()}
     return {name: descriptor for name, descriptor in found.items() if descriptor}
 
 
-def _enums_in(tp: Any, found: dict[str, type[enum.Enum]]) -> None:
+def _named_types_in(tp: Any, enums: dict[str, type[enum.Enum]], records: dict[str, type]) -> None:
+    """Collect the enum and record classes ``tp`` names, also inside record fields (once each)."""
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        found.setdefault(_enum_key(tp), tp)
+        enums.setdefault(_type_key(tp), tp)
+        return
+    if is_record_type(tp):
+        if _type_key(tp) in records:
+            return
+        records[_type_key(tp)] = tp
+        for item in record_fields(tp):
+            _named_types_in(item.annotation, enums, records)
+        return
     for arg in typing.get_args(tp):
-        _enums_in(arg, found)
+        _named_types_in(arg, enums, records)
+
+
+def _named_types(*annotated: Mapping[str, Any]) -> tuple[dict[str, type[enum.Enum]], dict[str, type]]:
+    enums: dict[str, type[enum.Enum]] = {}
+    records: dict[str, type] = {}
+    for types_by_name in annotated:
+        for tp in types_by_name.values():
+            _named_types_in(tp, enums, records)
+    return enums, records
+
+
+def _importable(cls: type, fn: Callable[..., Any]) -> bool:
+    # Not when it is defined in the function's own module: that is the DAG file, which must not run
+    # on the backend.
+    return cls.__module__ != fn.__module__
 
 
 def enum_types(fn: Callable[..., Any], *annotated: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every enum class the annotations name (inputs and outputs), by key: its name, module,
-    qualified name and members, and whether the runner may import it (not when it is defined in the
-    function's own module: that is the DAG file, which must not run on the backend)."""
-    found: dict[str, type[enum.Enum]] = {}
-    for types_by_name in annotated:
-        for tp in types_by_name.values():
-            _enums_in(tp, found)
+    """Every enum class the annotations name (inputs and outputs, and inside their records), by key:
+    its name, module, qualified name, members, the kind of its values (``int`` ones are restored as
+    ints: the template's ``custom`` is a protobuf Struct, where numbers are doubles), and whether the
+    runner may import it."""
+    enums, _ = _named_types(*annotated)
     return {
         key: {
             "name": cls.__name__,
             "module": cls.__module__,
             "qualname": cls.__qualname__,
             "members": [[member.name, member.value] for member in cls],
-            "importable": cls.__module__ != fn.__module__,
+            "value_kind": "int" if all(isinstance(m.value, int) for m in cls) else "str",
+            "importable": _importable(cls, fn),
         }
-        for key, cls in found.items()
+        for key, cls in enums.items()
+    }
+
+
+def _default_json(item: RecordField) -> str:
+    try:
+        return json.dumps(item.default)
+    except (TypeError, ValueError):  # not JSON-like: the stand-in then defaults to None
+        return "null"
+
+
+def record_types(fn: Callable[..., Any], *annotated: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every dataclass and pydantic model the annotations name (also nested), by key: its name,
+    module, qualified name, kind (``dataclass`` / ``pydantic``), whether the runner may import it, and
+    its fields (name, :func:`value_descriptor`, whether it has a default, the default as JSON text:
+    JSON keeps ints ints, the Struct would not). The runner builds a stand-in from the fields when the
+    class cannot be imported there."""
+    _, records = _named_types(*annotated)
+    return {
+        key: {
+            "name": cls.__name__,
+            "module": cls.__module__,
+            "qualname": cls.__qualname__,
+            "kind": "pydantic" if is_pydantic_model(cls) else "dataclass",
+            "importable": _importable(cls, fn),
+            "fields": [
+                {
+                    "name": item.name,
+                    "convert": value_descriptor(item.annotation),
+                    "has_default": item.has_default,
+                    "default_json": _default_json(item) if item.has_default else "",
+                }
+                for item in record_fields(cls)
+            ],
+        }
+        for key, cls in records.items()
     }
 
 
@@ -193,8 +272,9 @@ def function_template(
             "output_kind": kind,
             "output_type_name": _return_type_name(fn) if kind in ("namedtuple", "typeddict") else "",
             "output_names": list(outputs),
-            "input_enums": enum_inputs(inputs),
+            "input_conversions": input_conversions(inputs),
             "enum_types": enum_types(fn, inputs, outputs),
+            "record_types": record_types(fn, inputs, outputs),
             "recoverable_exceptions": [
                 e if isinstance(e, str) else f"{e.__module__}.{e.__qualname__}"
                 for e in recoverable_exceptions

@@ -60,6 +60,7 @@ from executors.data.literal_json import (
     write_struct,
 )
 from executors.data.literal_schema import check_schema
+from executors.data.record_types import is_record_instance, is_record_type, plain, record_literal_type
 
 __all__ = [
     "describe_type",
@@ -109,8 +110,12 @@ _FAST_PYTHON_TYPES: dict[int, frozenset[type]] = {
 }
 
 _SUPPORTED_ANNOTATIONS = (
-    "a supported type (int, float, str, bool, datetime, timedelta, None, list[T], dict[str, T], dict, "
-    "Optional[T])"
+    "a supported type (int, float, str, bool, datetime, date, timedelta, None, list[T], dict[str, T], "
+    "dict, Optional[T], an Enum, a dataclass, a pydantic model)"
+)
+_NO_TUPLE = (
+    "a type Flyte can carry: Flyte has no tuple type (flytekit refuses tuple too); return a NamedTuple "
+    "for several outputs, or use list[T] or a dataclass"
 )
 
 
@@ -226,10 +231,13 @@ def to_literal(value: Any, literal_type: types_pb2.LiteralType, *, path: str) ->
 
     * INTEGER: ``int`` in the int64 range (``bool`` is rejected although it subclasses ``int``);
     * FLOAT: ``float`` or ``int`` (not ``bool``); STRING: ``str``; BOOLEAN: ``bool``;
-    * DATETIME: ``datetime.datetime`` (naive means UTC, aware is converted to UTC) or an ISO-8601 string,
-      because Jinja-templated Airflow inputs arrive as strings; DURATION: ``datetime.timedelta``;
+    * DATETIME: ``datetime.datetime`` (naive means UTC, aware is converted to UTC), ``datetime.date``
+      (its midnight, as flytekit writes a date) or an ISO-8601 string, because Jinja-templated Airflow
+      inputs arrive as strings; DURATION: ``datetime.timedelta``;
     * NONE: ``None`` only;
-    * STRUCT: a JSON-like mapping (nested dict/list/tuple/str/int/float/bool/None). With flytekit's
+    * STRUCT: a JSON-like mapping (nested dict/list/tuple/str/int/float/bool/None), or a dataclass or
+      pydantic instance, written as its JSON-like form (:func:`executors.data.record_types.plain`, as
+      is a mapping for a type with a schema, so it may hold such instances). With flytekit's
       msgpack annotation it is written as a msgpack ``Binary`` exactly as flytekit writes it (ints stay
       ints; int keys, NaN and infinity allowed); without it, as a protobuf ``Struct``: str keys only,
       no NaN or infinity, and numbers stored as doubles, so integers come back as floats (and lose
@@ -241,7 +249,8 @@ def to_literal(value: Any, literal_type: types_pb2.LiteralType, *, path: str) ->
       columns, i.e. the producer's, win; see :func:`executors.data.literal_dataset.fill_dataset`);
     * union: ``None`` goes to a NONE variant if there is one, otherwise the first variant accepting the
       value wins (flytekit's rule for ``Optional``);
-    * enum: a ``str`` among the declared values (an ``enum.Enum`` member is taken by its value).
+    * enum: a ``str`` among the declared values (an ``enum.Enum`` member is taken by its value, an
+      ``int`` value by its decimal string, as an int-valued Enum is declared).
 
     Strings must be encodable as UTF-8, and the literal must not nest deeper than protobuf can parse
     back (:data:`executors.data.literal_depth.MAX_DEPTH`). Raises :class:`LiteralConversionError` on any
@@ -292,6 +301,8 @@ def _fill(
         _fill_union(target, value, literal_type, path, depth)
     elif kind == "enum_type":
         member = value.value if isinstance(value, enum.Enum) else value
+        if isinstance(member, int) and not isinstance(member, bool):
+            member = str(member)  # an int-valued Enum: Flyte's enum values are strings
         if not isinstance(member, str) or member not in literal_type.enum_type.values:
             raise _mismatch(path, literal_type, value)
         literal_depth.check_depth(path, depth + 2)
@@ -363,6 +374,8 @@ def _fill_simple(
 def _fill_struct(
     target: literals_pb2.Literal, value: Any, literal_type: types_pb2.LiteralType, path: str, depth: int
 ) -> None:
+    if is_record_instance(value) or (isinstance(value, Mapping) and literal_type.HasField("metadata")):
+        value = plain(value)  # a dataclass / pydantic model, or a dict of a record type holding some
     if not isinstance(value, Mapping):
         raise _mismatch(path, literal_type, value)
     if literal_msgpack.is_msgpack_struct(literal_type):
@@ -388,6 +401,8 @@ def _fill_datetime(
             raise LiteralConversionError(
                 path, f"{describe_type(literal_type)} (a datetime or an ISO-8601 string)", given(value)
             ) from None
+    if isinstance(moment, datetime.date) and not isinstance(moment, datetime.datetime):
+        moment = datetime.datetime.combine(moment, datetime.time.min)  # a date is its midnight, as flytekit
     if not isinstance(moment, datetime.datetime):
         raise _mismatch(path, literal_type, value)
     try:
@@ -936,6 +951,7 @@ _ANNOTATION_TYPES: dict[Any, Callable[[], types_pb2.LiteralType]] = {
     str: lambda: _simple(types_pb2.STRING),
     bool: lambda: _simple(types_pb2.BOOLEAN),
     datetime.datetime: lambda: _simple(types_pb2.DATETIME),
+    datetime.date: lambda: _simple(types_pb2.DATETIME),  # flytekit's mapping: midnight UTC of the day
     datetime.timedelta: lambda: _simple(types_pb2.DURATION),
     None: lambda: _simple(types_pb2.NONE),
     type(None): lambda: _simple(types_pb2.NONE),
@@ -945,15 +961,28 @@ _ANNOTATION_TYPES: dict[Any, Callable[[], types_pb2.LiteralType]] = {
 }
 
 
+def _enum_values(tp: type[enum.Enum], path: str) -> list[str]:
+    values = [member.value for member in tp]
+    if values and all(isinstance(value, str) for value in values):
+        return values
+    if values and all(isinstance(value, int) and not isinstance(value, bool) for value in values):
+        return [str(value) for value in values]
+    raise LiteralConversionError(path, "an Enum whose values are all str or all int", repr(tp))
+
+
 def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.LiteralType:
     """Derive the literal type of a Python annotation.
 
-    Supported: ``int``, ``float``, ``str``, ``bool``, ``datetime.datetime``, ``datetime.timedelta``,
-    ``None`` / ``type(None)``, ``list[T]``, ``dict[str, T]``, bare ``dict`` (STRUCT with flytekit's msgpack
-    annotation, as flytekit declares it), ``Optional[T]`` /
-    ``T | None`` / ``Union[...]`` (a union whose variants carry ``structure.tag`` = their
-    :func:`describe_type`, as flytekit tags union variants), and ``enum.Enum`` subclasses whose values
-    are all ``str`` (an enum type). Anything else raises :class:`LiteralConversionError` naming ``path``.
+    Supported: ``int``, ``float``, ``str``, ``bool``, ``datetime.datetime``, ``datetime.date``
+    (DATETIME, as flytekit maps it: the day's midnight), ``datetime.timedelta``, ``None`` /
+    ``type(None)``, ``list[T]``, ``dict[str, T]``, bare ``dict`` (STRUCT with flytekit's msgpack
+    annotation, as flytekit declares it), ``Optional[T]`` / ``T | None`` / ``Union[...]`` (a union
+    whose variants carry ``structure.tag`` = their :func:`describe_type`, as flytekit tags union
+    variants), ``enum.Enum`` subclasses whose values are all ``str``, or all ``int`` (an enum type;
+    Flyte's enum values are strings, so an int value ``1`` is declared and carried as ``"1"``), and
+    dataclasses and pydantic models (flytekit's msgpack STRUCT with the class's JSON schema, see
+    :mod:`executors.data.record_types`). ``tuple`` is refused as flytekit refuses it (Flyte has no
+    tuple type). Anything else raises :class:`LiteralConversionError` naming ``path``.
     """
     try:
         factory = _ANNOTATION_TYPES.get(tp)
@@ -962,12 +991,13 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
     if factory is not None:
         return factory()
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        values = [member.value for member in tp]
-        if not values or not all(isinstance(value, str) for value in values):
-            raise LiteralConversionError(path, "an Enum whose values are all str", repr(tp))
-        return types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=values))
+        return types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=_enum_values(tp, path)))
+    if is_record_type(tp):
+        return record_literal_type(tp, path=path, field_type=literal_type_from_python)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if tp is tuple or origin is tuple:
+        raise LiteralConversionError(path, _NO_TUPLE, repr(tp))
     if origin is list and len(args) == 1:
         return types_pb2.LiteralType(
             collection_type=literal_type_from_python(args[0], path=f"{path} list element")

@@ -7,10 +7,13 @@ Airflow task log) and ``error.pb`` says whether to retry: an exception that is a
 :class:`executors.runtime.task_io.RecoverableError`, or whose class (or a base class) is listed in the
 task's ``recoverable_exceptions``, is retryable; every other one is a permanent user error.
 
-Inputs reach the function as the plain values of :mod:`executors.data.literals`, except that an enum
-parameter (also inside ``list``, ``dict`` or ``Optional``) gets the enum *member*: of the enum class
-itself when its module can be imported here, else of a stand-in class with the same name and
-members (also given to the function under that name, as the class lives in the DAG file).
+Inputs reach the function as the plain values of :mod:`executors.data.literals`, converted to what
+its annotations ask for (:mod:`executors.runtime.annotated_values`): an enum parameter (also inside
+``list``, ``dict``, ``Optional`` or a record) gets the enum *member*, a dataclass or pydantic
+parameter an *instance*, a ``date`` parameter a ``date``: of the class itself when its module can be
+imported here, else of a stand-in with the same name and members or fields (also given to the
+function under that name, as the class lives in the DAG file). Records returned are written as
+their JSON-like form (msgpack, as flytekit writes them).
 
 A return value that does not match the declared outputs (wrong type, missing NamedTuple field, ...)
 is a permanent user error too (retrying would return the same value), its code the conversion
@@ -24,11 +27,8 @@ from __future__ import annotations
 import __future__
 
 import collections
-import enum
-import importlib
 import sys
 import traceback
-import typing
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +36,7 @@ from google.protobuf import json_format
 
 from executors.core.errors import InterfaceMismatchError, LiteralConversionError
 from executors.data.function_task import SINGLE_OUTPUT
+from executors.runtime.annotated_values import prepare_conversions
 from executors.runtime.task_io import RecoverableError, load_template, read_inputs, write_error, write_outputs
 
 
@@ -79,82 +80,6 @@ def _provide_return_type(namespace: dict[str, Any], custom: dict[str, Any]) -> N
         namespace[type_name] = dict
 
 
-def _is_enum(candidate: Any) -> bool:
-    return isinstance(candidate, type) and issubclass(candidate, enum.Enum)
-
-
-def _members(cls: Any) -> list[list[Any]]:
-    return [[member.name, member.value] for member in cls]
-
-
-def _importable_enum(spec: dict[str, Any]) -> type[enum.Enum] | None:
-    """The enum class itself, if its module imports here and it still has the recorded members."""
-    module_name, qualname = str(spec.get("module", "")), str(spec.get("qualname", ""))
-    if not spec.get("importable") or not module_name or module_name == "__main__" or "<" in qualname:
-        return None
-    try:
-        found: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            found = getattr(found, part)
-    except Exception:  # not installed here, or no longer has it
-        return None
-    if _is_enum(found) and _members(found) == spec["members"]:
-        return typing.cast(type[enum.Enum], found)
-    return None
-
-
-def _stand_in(name: str, members: list[list[Any]], module: str) -> type[enum.Enum]:
-    pairs = [(str(member), value) for member, value in members]
-    stand_in: Any = enum.Enum(name, pairs, module=module)  # type: ignore[misc]
-    return typing.cast(type[enum.Enum], stand_in)
-
-
-def _enum_classes(namespace: dict[str, Any], custom: dict[str, Any]) -> dict[str, type[enum.Enum]]:
-    """The enum classes the function's annotations name, by key, each also given to the function
-    under its name (it may write ``Color.RED``, and a DAG file's class is not here)."""
-    classes: dict[str, type[enum.Enum]] = {}
-    for key, spec in dict(custom.get("enum_types") or {}).items():
-        cls = _importable_enum(spec)
-        if cls is None:
-            cls = _stand_in(str(spec["name"]), spec["members"], namespace["__name__"])
-        classes[key] = cls
-        namespace.setdefault(str(spec["name"]), cls)
-    return classes
-
-
-def _enum_converter(descriptor: Any, classes: dict[str, type[enum.Enum]]) -> Any:
-    """A function turning a plain value into the value with enum members (see function_task)."""
-    if "enum" in descriptor:
-        cls = classes[descriptor["enum"]]
-        return lambda value: value if value is None else cls(value)
-    if "list" in descriptor:
-        element = _enum_converter(descriptor["list"], classes)
-        return lambda value: value if value is None else [element(item) for item in value]
-    if "dict" in descriptor:
-        entry = _enum_converter(descriptor["dict"], classes)
-        return lambda value: value if value is None else {key: entry(item) for key, item in value.items()}
-    # A union: the first variant (holding an enum) that takes the value, else the value as it is.
-    variants = [_enum_converter(variant, classes) for variant in descriptor["union"] if variant]
-
-    def union(value: Any) -> Any:
-        for variant in variants:
-            try:
-                return variant(value)
-            except (ValueError, TypeError, AttributeError):
-                continue
-        return value
-
-    return union
-
-
-def _prepare_enums(namespace: dict[str, Any], custom: dict[str, Any]) -> dict[str, Any]:
-    """Provide the enum classes to the function (in ``namespace``) and return the converter of every
-    enum-holding input."""
-    classes = _enum_classes(namespace, custom)
-    descriptors = dict(custom.get("input_enums") or {})
-    return {name: _enum_converter(descriptor, classes) for name, descriptor in descriptors.items()}
-
-
 def main(argv: list[str]) -> int:
     inputs_file, output_prefix, template_file = argv[:3]
     template = load_template(template_file)
@@ -163,7 +88,7 @@ def main(argv: list[str]) -> int:
     namespace: dict[str, Any] = {"__name__": f"executor_task_{name}"}
     _provide_return_type(namespace, custom)
     try:
-        converters = _prepare_enums(namespace, custom)
+        converters = prepare_conversions(namespace, custom)
         # Annotations stay unevaluated: they may name types of the DAG file that are not here.
         # Padded to its line in the DAG file, so tracebacks point at the DAG author's own lines.
         source = "\n" * (int(custom.get("source_line", 1)) - 1) + custom["python_source"]

@@ -62,6 +62,9 @@ def load_dag_module(path: Path) -> Any:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    # Registered before it runs, as Airflow's own DAG importer does: a dataclass in a DAG file with
+    # postponed annotations looks its module up in sys.modules while it is being defined.
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

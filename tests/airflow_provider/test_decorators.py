@@ -136,6 +136,18 @@ def test_enum_return_is_written_by_value(taskflow: DagTestRun) -> None:
     assert taskflow.xcom("next_color") == "green"
 
 
+def test_dataclasses_int_enums_and_dates_pass_between_tasks(taskflow: DagTestRun) -> None:
+    """``plan_route`` returns a dataclass (nested, with an int Enum and a date), ``walk_route``
+    receives it as an instance along with one written in the DAG file, a plain ``@task`` the dict."""
+    for name in ("plan_route", "walk_route", "read_route"):
+        failures = [str(c.exception)[:2000] for c in taskflow.callbacks_of(name)]
+        assert taskflow.task(name) == dagtest.TaskResult("success", 1), failures
+    assert taskflow.xcom("walk_route") == "r3 2026-03-04 from (5, 0.5) 3.0"
+    route = {"name": "r3", "day": "2026-03-04", "stops": [{"x": i, "y": i / 2} for i in range(3)], "level": 2}
+    assert taskflow.xcom("plan_route") == route
+    assert taskflow.xcom("read_route") == f"dict {route!r}"
+
+
 def test_bare_dict_keeps_ints_end_to_end(taskflow: DagTestRun) -> None:
     assert taskflow.task("count") == dagtest.TaskResult("success", 1)
     value = taskflow.xcom("count")

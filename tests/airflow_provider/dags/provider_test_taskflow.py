@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from airflow.sdk import DAG, task
 
@@ -19,6 +20,25 @@ class Split(TypedDict):
 class Color(enum.Enum):
     RED = "red"
     GREEN = "green"
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: float
+
+
+@dataclasses.dataclass
+class Route:
+    name: str
+    day: dt.date
+    stops: list[Point]
+    level: Level = Level.LOW
 
 
 with DAG(
@@ -104,3 +124,28 @@ with DAG(
         return float("nan")
 
     not_a_number()
+
+    @task.executor(poll_interval=0.2)
+    def plan_route(n: int, day: dt.date) -> Route:
+        return Route(f"r{n}", day, [Point(i, i / 2) for i in range(n)], Level.HIGH)
+
+    @task.executor(poll_interval=0.2)
+    def walk_route(route: Route, start: Point) -> str:
+        import datetime
+
+        # Instances of (stand-ins for) the DAG file's classes, the nested ones too.
+        kinds = (type(route).__name__, type(route.stops[0]).__name__, type(start).__name__)
+        assert kinds == ("Route", "Point", "Point"), kinds
+        assert route.level is Level.HIGH and type(route.day) is datetime.date, (route.level, route.day)
+        length = sum(
+            abs(b.x - a.x) + abs(b.y - a.y) for a, b in zip(route.stops, route.stops[1:], strict=False)
+        )
+        return f"{route.name} {route.day.isoformat()} from ({start.x}, {start.y}) {length}"
+
+    @task
+    def read_route(route: Any) -> str:
+        return f"{type(route).__name__} {route!r}"
+
+    planned = plan_route(3, dt.date(2026, 3, 4))
+    walk_route(planned, Point(5, 0.5))  # a dataclass instance written in the DAG file, as an input
+    read_route(planned)

@@ -88,6 +88,10 @@ class Level(enum.IntEnum):
     LOW = 1
 
 
+class Switch(enum.Enum):
+    ON = True
+
+
 class Letter(enum.Enum):
     A = "a"
     B = "b"
@@ -172,6 +176,7 @@ ROUND_TRIPS: list[tuple[str, Any, types_pb2.LiteralType, Any]] = [
         DURATION,
         datetime.timedelta(days=2, seconds=3, microseconds=5),
     ),
+    ("date-is-its-midnight", datetime.date(2024, 1, 1), DATETIME, datetime.datetime(2024, 1, 1, tzinfo=UTC)),
     ("duration-negative", datetime.timedelta(seconds=-90), DURATION, datetime.timedelta(seconds=-90)),
     ("none", None, NONE, None),
     (
@@ -388,7 +393,6 @@ TO_LITERAL_ERRORS: list[tuple[str, Any, types_pb2.LiteralType, str]] = [
         DATETIME,
         "input 'x': expected datetime (a datetime or an ISO-8601 string), got str 'not a date'",
     ),
-    ("date-for-datetime", datetime.date(2024, 1, 1), DATETIME, "input 'x': expected datetime, got date"),
     ("int-for-duration", 5, DURATION, "input 'x': expected duration, got int 5"),
     ("zero-for-none", 0, NONE, "input 'x': expected none, got int 0"),
     ("list-for-struct", [1], STRUCT, "input 'x': expected struct, got list [1]"),
@@ -783,6 +787,8 @@ ANNOTATIONS: list[tuple[str, Any, types_pb2.LiteralType]] = [
         union_of(list_of(dict_of(INTEGER)), NONE),
     ),
     ("Enum", Color, types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=["red", "green"]))),
+    ("int-Enum", Level, types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=["1"]))),
+    ("date", datetime.date, DATETIME),
 ]
 
 
@@ -810,19 +816,19 @@ UNSUPPORTED_ANNOTATIONS: list[tuple[str, Any, str]] = [
     (
         "set[int]",
         set[int],
-        "type: expected a supported type (int, float, str, bool, datetime, timedelta, None, "
-        "list[T], dict[str, T], dict, Optional[T]), got set[int]",
+        "type: expected a supported type (int, float, str, bool, datetime, date, timedelta, None, "
+        "list[T], dict[str, T], dict, Optional[T], an Enum, a dataclass, a pydantic model), got set[int]",
     ),
     ("custom-class", Custom, "type: expected a supported type"),
     ("bytes", bytes, "got <class 'bytes'>"),
     ("bare-list", list, "got <class 'list'>"),
-    ("tuple[int]", tuple[int], "got tuple[int]"),
+    ("tuple[int]", tuple[int], "Flyte has no tuple type (flytekit refuses tuple too); return a NamedTuple"),
     ("Any", typing.Any, "got typing.Any"),
     ("int-key-dict", dict[int, str], "type dict key: expected str, got <class 'int'>"),
     ("nested-unsupported", list[set[int]], "type list element: expected a supported type"),
     ("nested-in-union", int | set[int], "type union variant: expected a supported type"),
     ("nested-in-dict-value", dict[str, Custom], "type dict value: expected a supported type"),
-    ("int-enum", Level, "type: expected an Enum whose values are all str"),
+    ("bool-enum", Switch, "type: expected an Enum whose values are all str or all int"),
     ("unhashable", [int], "got [<class 'int'>]"),
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import enum
 import http
 import subprocess
@@ -14,6 +16,7 @@ from flyteidl.core import errors_pb2, literals_pb2
 
 from executors.data.function_task import function_template
 from executors.data.literals import from_literal_map, to_literal_map
+from tests.executors.data import record_classes
 
 
 class Color(enum.Enum):
@@ -133,3 +136,84 @@ def test_a_wrong_return_is_a_permanent_user_error_naming_the_output(
     assert error.code == code
     assert error.message.startswith(message)
     assert f"the return value of {fn.__name__} does not match its declared outputs" in error.message
+
+
+# -- records, int enums and dates ----------------------------------------------------------------
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+@dataclasses.dataclass
+class Leg:
+    to: str
+    level: Level
+    took: datetime.timedelta = datetime.timedelta(0)
+
+
+@dataclasses.dataclass
+class Trip:
+    name: str
+    day: datetime.date
+    legs: list[Leg]
+    at: datetime.datetime | None = None
+    tags: list[str] = dataclasses.field(default_factory=list)
+
+
+def plan(trip: Trip, by_name: dict[str, Leg], level: Level, when: datetime.date) -> Trip:
+    # The DAG file's classes are stood in by the runner: same names and fields, instances built.
+    import dataclasses
+    import datetime
+
+    assert type(trip).__name__ == "Trip" and dataclasses.is_dataclass(trip), repr(trip)
+    assert isinstance(trip.day, datetime.date) and not isinstance(trip.day, datetime.datetime), trip.day
+    assert type(trip.legs[0]).__name__ == "Leg" and trip.legs[0].level is Level.HIGH, trip.legs
+    assert trip.legs[0].took == datetime.timedelta(seconds=90), trip.legs[0].took
+    assert isinstance(trip.at, datetime.datetime), trip.at
+    assert by_name["a"].to == "A" and level is Level.LOW and when == datetime.date(2026, 5, 6)
+    extra = Leg("home", Level.LOW)  # built in the function itself: the stand-in's defaults apply
+    return Trip(trip.name.upper(), when, [*trip.legs, extra], tags=[*trip.tags, str(extra.took)])
+
+
+def test_records_int_enums_and_dates_arrive_typed_and_return_as_flytekit_writes_them(
+    tmp_path: Path,
+) -> None:
+    trip = Trip(
+        "tour",
+        datetime.date(2026, 1, 2),
+        [Leg("A", Level.HIGH, datetime.timedelta(seconds=90))],
+        at=datetime.datetime(2026, 1, 2, 3, 4),
+        tags=["x"],
+    )
+    outputs, error = run(
+        plan,
+        {"trip": trip, "by_name": {"a": Leg("A", Level.LOW)}, "level": 1, "when": datetime.date(2026, 5, 6)},
+        tmp_path,
+    )
+    assert error is None, error
+    assert outputs == {
+        "o0": {
+            "name": "TOUR",
+            "day": "2026-05-06",
+            "legs": [{"to": "A", "level": 2, "took": 90.0}, {"to": "home", "level": 1, "took": 0.0}],
+            "at": None,
+            "tags": ["x", "0:00:00"],
+        }
+    }
+
+
+def visit_days(v: record_classes.Visit, o: record_classes.Order) -> list[str]:
+    from tests.executors.data.record_classes import Order, Visit
+
+    # Importable classes are the classes themselves (a pydantic model validated by itself).
+    assert type(v) is Visit and type(o) is Order, (type(v), type(o))
+    return [v.day.isoformat(), o.day.isoformat(), v.stops[1].label, o.items[1].name]
+
+
+def test_importable_records_are_the_classes_themselves(tmp_path: Path) -> None:
+    instances = record_classes.instances()
+    outputs, error = run(visit_days, {"v": instances["Visit"], "o": instances["Order"]}, tmp_path)
+    assert error is None, error
+    assert outputs == {"o0": ["2026-02-03", "2026-01-02", "b", "pen"]}
