@@ -72,6 +72,8 @@ CASES: dict[str, Case] = {
         Case("df_chain", upstream="df_out"),
         Case("df_csv_out"),
         Case("df_csv_chain", upstream="df_csv_out"),
+        Case("date"),
+        Case("dataclass_chain", upstream="reshape_shape"),
     ]
 }
 
@@ -103,6 +105,9 @@ CHAIN_DESCRIBE = "describe_report"
 """``@task.executor`` downstream of ``chain_report`` (a flytekit Enum and dict[str, int] output)."""
 CHAIN_MAKE_INPUTS = "make_summary_inputs"
 """``@task.executor`` upstream of ``chain_summarize`` (a list[int] and a bare dict)."""
+CHAIN_RESHAPE = "reshape_shape"
+"""``@task.executor`` between two flytekit ``t_nested_dataclass`` runs (``nested_dataclass`` into it,
+its return into ``dataclass_chain``): a nested dataclass crossing both ways."""
 RECEIVE_NONE = "receive_none"
 """Plain ``@task`` downstream of ``optional_none``'s ``o0`` (an Optional output that is None)."""
 RECEIVE_VALUES = "receive_values"

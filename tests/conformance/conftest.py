@@ -25,6 +25,7 @@ from tests.conformance.cases import (
     CASES,
     CHAIN_DESCRIBE,
     CHAIN_MAKE_INPUTS,
+    CHAIN_RESHAPE,
     DOCKER_ADDRESS_ENV,
     DOCKER_CASES,
     OUTDIR_ENV,
@@ -46,6 +47,7 @@ TIMINGS: dict[str, float] = {}
 CHAIN_TASKS = {
     "test_chain_flytekit_into_executor_task": {"chain_report", CHAIN_DESCRIBE},
     "test_chain_executor_task_into_flytekit": {"chain_summarize", CHAIN_MAKE_INPUTS},
+    "test_chain_dataclass_through_executor_task": {"nested_dataclass", CHAIN_RESHAPE, "dataclass_chain"},
     "test_optional_none_output_reaches_a_plain_task": {"optional_none", RECEIVE_NONE},
     "test_typed_outputs_reach_a_plain_task": {"namedtuple", "datetime", "timedelta", RECEIVE_VALUES},
 }

@@ -38,6 +38,10 @@ def encode(value: Any) -> Any:
         utc = value.astimezone(datetime.UTC)
         plain = datetime.datetime(*utc.timetuple()[:6], utc.microsecond, tzinfo=datetime.UTC)
         return {"$datetime": plain.isoformat()}
+    if isinstance(value, datetime.date):
+        # A date is a DATETIME literal (its midnight UTC, as flytekit writes it): Airflow's side reads
+        # that literal as the aware datetime, so both compare in that form.
+        return encode(datetime.datetime.combine(value, datetime.time.min, tzinfo=datetime.UTC))
     if isinstance(value, datetime.timedelta):
         return {"$timedelta": [value.days, value.seconds, value.microseconds]}
     if isinstance(value, enum.Enum):

@@ -34,6 +34,7 @@ from tests.conformance.cases import (
     CASES,
     CHAIN_DESCRIBE,
     CHAIN_MAKE_INPUTS,
+    CHAIN_RESHAPE,
     CONFORMANCE_IMAGE,
     DOCKER_CASES,
     LOCAL_CASES,
@@ -278,6 +279,20 @@ def test_chain_executor_task_into_flytekit(local_run: ConformanceRun, corpus: Co
     sent = {k: run.xcom(CHAIN_MAKE_INPUTS, k) for k in ("xs", "meta")}
     assert sent == plain.decode(corpus.index["chain_summarize"]["inputs"])
     assert_conforms(local_run.cases["chain_summarize"], corpus.expected("chain_summarize"))
+
+
+def test_chain_dataclass_through_executor_task(local_run: ConformanceRun, corpus: Corpus) -> None:
+    """flytekit's nested dataclass output reaches a ``@task.executor`` function as instances of the
+    DAG file's own ``Shape`` and ``Point``; the ``Shape`` it returns is the input flytekit's local
+    execution of ``dataclass_chain`` used, and that flytekit task conforms."""
+    run = local_run.run
+    assert run.task("nested_dataclass").state == "success", (
+        "the flytekit upstream failed: see test_case[local-nested_dataclass]"
+    )
+    failures = [str(c.exception)[:3000] for c in run.callbacks_of(CHAIN_RESHAPE)]
+    assert run.task(CHAIN_RESHAPE) == TaskResult("success", 1), failures
+    assert run.xcom(CHAIN_RESHAPE) == plain.decode(corpus.index["dataclass_chain"]["inputs"])["s"]
+    assert_conforms(local_run.cases["dataclass_chain"], corpus.expected("dataclass_chain"))
 
 
 def test_optional_none_output_reaches_a_plain_task(local_run: ConformanceRun, corpus: Corpus) -> None:

@@ -339,3 +339,24 @@ def test_ten_overlapping_serialized_cached_instances_start_one_process(
     assert len(starts) == 1, starts
     assert outcomes[0] == ["CACHE_HIT"] * 9 + ["CACHE_POPULATED"]
     assert outcomes[1] == ["CACHE_HIT"] * 10  # the second run starts nothing at all
+
+
+@pytest.mark.dag_id("e2e_records")
+def test_dataclasses_cross_tasks_on_a_real_stack(airflow_stack: AirflowStack) -> None:
+    """A dataclass argument written in the DAG file survives the scheduler's serialization and the
+    worker's parse; the dataclass one task returns reaches the next as an instance, a plain @task as
+    the dict flytekit's msgpack holds."""
+    dag_id, client = "e2e_records", airflow_stack.client
+    run_id = start_run(airflow_stack, dag_id, "records")
+    run = client.wait_for_run_state(dag_id, run_id, ("success", "failed"), timeout=120)
+    states = {t: client.task_instance(dag_id, run_id, t)["state"] for t in ("make_batch", "weigh", "as_seen")}
+    assert run["state"] == "success", states
+    batch = {
+        "day": "2026-04-05",
+        "grade": 2,
+        "samples": [{"name": "a", "value": 1.5}, {"name": "b", "value": 2.5}],
+        "note": None,
+    }
+    assert client.xcom(dag_id, run_id, "make_batch") == batch
+    assert client.xcom(dag_id, run_id, "weigh") == "2026-04-05 HIGH 4.0"
+    assert client.xcom(dag_id, run_id, "as_seen") == "dict ['day', 'grade', 'note', 'samples']"

@@ -185,6 +185,23 @@ def t_nested_dataclass(s: Shape) -> Shape:
     )
 
 
+def reshape(s: Shape) -> Shape:
+    """What the conformance DAG's ``reshape_shape`` (a ``@task.executor`` function declaring its own
+    ``Shape``) returns for ``s``: the input of the ``dataclass_chain`` case."""
+    return Shape(
+        name=s.name + " reversed",
+        origin=Point(s.origin.x - 1, s.origin.y, s.origin.label),
+        vertices=list(reversed(s.vertices)),
+        tags={**s.tags, "reshaped": 1},
+        note=None,
+    )
+
+
+@flytekit.task
+def t_date(d: datetime.date) -> datetime.date:
+    return d + datetime.timedelta(days=1)
+
+
 @flytekit.task
 def t_list_dataclass(ps: list[Point]) -> list[Point]:
     return sorted(ps, key=lambda p: p.x)
@@ -346,6 +363,14 @@ def _data_frame(_: pathlib.Path) -> pd.DataFrame:
     return pd.DataFrame({"a": [3, 1, 2], "b": ["x", "y", "z"]})
 
 
+TRIANGLE = Shape(
+    name="triangle",
+    origin=Point(10, 0.5, "origin"),
+    vertices=[Point(0, 0.0, "a"), Point(1, 0.0, "b"), Point(0, 1.0, "c")],
+    tags={"sides": 3},
+    note="right-angled",
+)
+
 CaseInputs = Callable[[pathlib.Path], dict[str, typing.Any]]
 
 CASES: dict[str, tuple[typing.Any, CaseInputs]] = {
@@ -368,18 +393,7 @@ CASES: dict[str, tuple[typing.Any, CaseInputs]] = {
     "union_str": (t_union, lambda d: {"v": "ab"}),
     "enum": (t_enum, lambda d: {"c": Color.BLUE}),
     "dataclass": (t_dataclass, lambda d: {"p": Point(x=1, y=2.5, label="p")}),
-    "nested_dataclass": (
-        t_nested_dataclass,
-        lambda d: {
-            "s": Shape(
-                name="triangle",
-                origin=Point(10, 0.5, "origin"),
-                vertices=[Point(0, 0.0, "a"), Point(1, 0.0, "b"), Point(0, 1.0, "c")],
-                tags={"sides": 3},
-                note="right-angled",
-            )
-        },
-    ),
+    "nested_dataclass": (t_nested_dataclass, lambda d: {"s": TRIANGLE}),
     "list_dataclass": (
         t_list_dataclass,
         lambda d: {"ps": [Point(3, 0.5, "c"), Point(1, 1.5, "a"), Point(2, 2.5)]},
@@ -412,6 +426,12 @@ CASES: dict[str, tuple[typing.Any, CaseInputs]] = {
     "df_csv_out": (t_df_csv_out, lambda d: {"n": 4}),
     # ... and the same with a CSV dataset: its format must survive too (else flytekit reads nothing).
     "df_csv_chain": (t_df_in, lambda d: {"df": csv_frame(4)}),
+    "date": (t_date, lambda d: {"d": datetime.date(2026, 2, 28)}),
+    # nested_dataclass's output through the @task.executor reshape_shape, into the same flytekit task.
+    "dataclass_chain": (
+        t_nested_dataclass,
+        lambda d: {"s": reshape(t_nested_dataclass.task_function(TRIANGLE))},
+    ),
     "chain_summarize": (
         t_summarize,
         lambda d: {"xs": [1, 2, 3, 4], "meta": {"name": "squares", "scale": 10}},

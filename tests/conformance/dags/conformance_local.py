@@ -10,6 +10,7 @@ See tests/conformance/test_conformance.py.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import enum
 from typing import Any, TypedDict
@@ -22,6 +23,7 @@ from tests.conformance.cases import (
     CASES,
     CHAIN_DESCRIBE,
     CHAIN_MAKE_INPUTS,
+    CHAIN_RESHAPE,
     LOCAL_DAG_ID,
     RECEIVE_NONE,
     RECEIVE_VALUES,
@@ -34,6 +36,26 @@ class Color(enum.Enum):
     RED = "red"
     GREEN = "green"
     BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Point:
+    """The corpus's ``flyte_tasks.Point``, declared again on the Airflow side."""
+
+    x: int
+    y: float
+    label: str = ""
+
+
+@dataclasses.dataclass
+class Shape:
+    """The corpus's ``flyte_tasks.Shape``, declared again on the Airflow side."""
+
+    name: str
+    origin: Point
+    vertices: list[Point]
+    tags: dict[str, int] = dataclasses.field(default_factory=dict)
+    note: str | None = None
 
 
 class SummaryInputs(TypedDict):
@@ -84,6 +106,33 @@ with DAG(
                 index["chain_summarize"],
                 executor_id="local",
                 inputs={"xs": made["xs"], "meta": made["meta"]},
+            )
+
+        if selected("dataclass_chain"):
+            # flytekit's nested dataclass into a @task.executor function declaring its own Shape,
+            # whose Shape return feeds the same flytekit task again.
+            @task.executor(task_id=CHAIN_RESHAPE, poll_interval=0.2)
+            def reshape_shape(s: Shape) -> Shape:
+                import dataclasses as dataclasses_module
+
+                kinds = [type(s).__name__, type(s.origin).__name__, *(type(v).__name__ for v in s.vertices)]
+                if not dataclasses_module.is_dataclass(s) or set(kinds) != {"Shape", "Point"}:
+                    raise TypeError(f"the shape arrived as {kinds}: {s!r}")
+                return Shape(
+                    name=s.name + " reversed",
+                    origin=Point(s.origin.x - 1, s.origin.y, s.origin.label),
+                    vertices=list(reversed(s.vertices)),
+                    tags={**s.tags, "reshaped": 1},
+                    note=None,
+                )
+
+            if "nested_dataclass" not in ops:
+                ops["nested_dataclass"] = case_operator(
+                    "nested_dataclass", index["nested_dataclass"], executor_id="local"
+                )
+            reshaped = reshape_shape(ops["nested_dataclass"].output["o0"])
+            ops["dataclass_chain"] = case_operator(
+                "dataclass_chain", index["dataclass_chain"], executor_id="local", inputs={"s": reshaped}
             )
 
         for chain, producer in (("df_chain", "df_out"), ("df_csv_chain", "df_csv_out")):

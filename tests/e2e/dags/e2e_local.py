@@ -12,7 +12,9 @@ Small and fast on purpose: poll_interval=1 and sleeps of a few seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import enum
 from typing import Any
 
 from airflow.sdk import DAG, task
@@ -249,3 +251,49 @@ with DAG(dag_id="e2e_execution_view", **COMMON):
         cache=Cache(version="1"),
         poll_interval=1,
     )
+
+
+# j. records: a dataclass (nested, an int Enum, a date) from one @task.executor to the next, one
+# written in the DAG file as an argument (the scheduler serializes it, the worker re-parses it), and
+# the plain dict a @task downstream sees.
+class Grade(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
+@dataclasses.dataclass
+class Sample:
+    name: str
+    value: float
+
+
+@dataclasses.dataclass
+class Batch:
+    day: dt.date
+    grade: Grade
+    samples: list[Sample]
+    note: str | None = None
+
+
+with DAG(dag_id="e2e_records", **COMMON):
+
+    @task.executor(executor_id="local", poll_interval=1)
+    def make_batch(day: dt.date, first: Sample) -> Batch:
+        return Batch(day, Grade.HIGH, [first, Sample("b", 2.5)])
+
+    @task.executor(executor_id="local", poll_interval=1)
+    def weigh(batch: Batch) -> str:
+        import datetime
+
+        assert type(batch.day) is datetime.date and batch.grade is Grade.HIGH, (batch.day, batch.grade)
+        assert all(type(s).__name__ == "Sample" for s in batch.samples), batch.samples
+        total = sum(s.value for s in batch.samples)
+        return f"{batch.day.isoformat()} {batch.grade.name} {total}"
+
+    @task
+    def as_seen(batch: Any) -> str:
+        return f"{type(batch).__name__} {sorted(batch)}"
+
+    batch = make_batch(dt.date(2026, 4, 5), Sample("a", 1.5))
+    weigh(batch)
+    as_seen(batch)
