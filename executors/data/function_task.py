@@ -31,6 +31,7 @@ from flyteidl.core import tasks_pb2
 
 from executors.core.cache import Cache
 from executors.core.errors import LiteralConversionError
+from executors.data.dataframes import dataframe_kind, dataset_literal_type
 from executors.data.literals import literal_type_from_python
 from executors.data.record_types import RecordField, is_pydantic_model, is_record_type, record_fields
 from executors.data.task_template import build_task_template
@@ -42,6 +43,7 @@ RUNNER_COMMAND = [
     "{{.input}}",
     "{{.outputPrefix}}",
     "{{.taskTemplatePath}}",
+    "{{.rawOutputDataPrefix}}",
 ]
 
 SINGLE_OUTPUT = "o0"
@@ -53,7 +55,7 @@ def _is_named_tuple(tp: Any) -> bool:
 
 def output_types(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     """``(kind, {name: annotation})`` with kind ``none``, ``single``, ``namedtuple`` or ``typeddict``."""
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)  # Annotated DataFrames declare columns
     if "return" not in hints:
         raise LiteralConversionError(
             f"function {fn.__qualname__} return", "a return annotation (use -> None for no output)", "none"
@@ -62,7 +64,10 @@ def output_types(fn: Callable[..., Any]) -> tuple[str, dict[str, Any]]:
     if ret is None or ret is type(None):
         return "none", {}
     if _is_named_tuple(ret) or typing.is_typeddict(ret):
-        kind, fields = ("namedtuple" if _is_named_tuple(ret) else "typeddict"), typing.get_type_hints(ret)
+        kind, fields = (
+            ("namedtuple" if _is_named_tuple(ret) else "typeddict"),
+            typing.get_type_hints(ret, include_extras=True),
+        )
     else:
         kind, fields = "single", {SINGLE_OUTPUT: ret}
     for name, tp in fields.items():
@@ -77,7 +82,7 @@ def _return_type_name(fn: Callable[..., Any]) -> str:
 def input_types(fn: Callable[..., Any], *, reserved: Sequence[str] = ()) -> dict[str, Any]:
     """The annotated parameters; ``*args``/``**kwargs``, missing annotations and reserved names
     (Airflow context keys: the function runs elsewhere and gets only its inputs) are errors."""
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)
     types: dict[str, Any] = {}
     for name, param in inspect.signature(fn).parameters.items():
         where = f"function {fn.__qualname__} parameter {name!r}"
@@ -103,7 +108,8 @@ def value_descriptor(tp: Any) -> dict[str, Any] | None:
     """What the runner must do to a plain input value to give the function what it annotated.
 
     ``{"enum": key}`` for an ``Enum`` (a key of :func:`enum_types`: the member), ``{"record": key}``
-    for a dataclass or pydantic model (a key of :func:`record_types`: an instance), ``{"date": True}``,
+    for a dataclass or pydantic model (a key of :func:`record_types`: an instance),
+    ``{"dataframe": "pandas" | "arrow", "columns": [...]}`` (the dataset read), ``{"date": True}``,
     ``{"datetime": True}``, ``{"timedelta": True}`` (a record field holds them as strings and
     seconds), ``{"list": d}`` / ``{"dict": d}`` / ``{"union": [d, ...]}`` around one, ``None`` for a
     type whose plain value is already right.
@@ -112,6 +118,12 @@ def value_descriptor(tp: Any) -> dict[str, Any] | None:
         return {"enum": _type_key(tp)}
     if is_record_type(tp):
         return {"record": _type_key(tp)}
+    frame = dataframe_kind(tp)
+    if frame is not None:
+        declared = dataset_literal_type(tp, path="", column_type=literal_type_from_python)
+        return {"dataframe": frame, "columns": [c.name for c in declared.structured_dataset_type.columns]}
+    if typing.get_origin(tp) is typing.Annotated:
+        return value_descriptor(typing.get_args(tp)[0])
     scalar = _SCALAR_DESCRIPTORS.get(tp) if isinstance(tp, type) else None
     if scalar:
         return {scalar: True}

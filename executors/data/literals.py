@@ -49,6 +49,7 @@ from flyteidl.core import interface_pb2, literals_pb2, types_pb2
 
 from executors.core.errors import InterfaceMismatchError, LiteralConversionError
 from executors.data import literal_depth, literal_msgpack
+from executors.data.dataframes import dataframe_kind, dataset_literal_type
 from executors.data.literal_dataset import dataset_reference, fill_dataset
 from executors.data.literal_depth import MAX_DEPTH, ROOT_LITERAL_DEPTH, NestingTooDeepError
 from executors.data.literal_json import (
@@ -111,7 +112,7 @@ _FAST_PYTHON_TYPES: dict[int, frozenset[type]] = {
 
 _SUPPORTED_ANNOTATIONS = (
     "a supported type (int, float, str, bool, datetime, date, timedelta, None, list[T], dict[str, T], "
-    "dict, Optional[T], an Enum, a dataclass, a pydantic model)"
+    "dict, Optional[T], an Enum, a dataclass, a pydantic model, pandas.DataFrame, pyarrow.Table)"
 )
 _NO_TUPLE = (
     "a type Flyte can carry: Flyte has no tuple type (flytekit refuses tuple too); return a NamedTuple "
@@ -981,7 +982,9 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
     variants), ``enum.Enum`` subclasses whose values are all ``str``, or all ``int`` (an enum type;
     Flyte's enum values are strings, so an int value ``1`` is declared and carried as ``"1"``), and
     dataclasses and pydantic models (flytekit's msgpack STRUCT with the class's JSON schema, see
-    :mod:`executors.data.record_types`). ``tuple`` is refused as flytekit refuses it (Flyte has no
+    :mod:`executors.data.record_types`), and ``pandas.DataFrame`` / ``pyarrow.Table`` (a structured
+    dataset as flytekit declares it; ``Annotated[pandas.DataFrame, {"a": int}]`` declares columns, see
+    :mod:`executors.data.dataframes`). ``tuple`` is refused as flytekit refuses it (Flyte has no
     tuple type). Anything else raises :class:`LiteralConversionError` naming ``path``.
     """
     try:
@@ -994,6 +997,10 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
         return types_pb2.LiteralType(enum_type=types_pb2.EnumType(values=_enum_values(tp, path)))
     if is_record_type(tp):
         return record_literal_type(tp, path=path, field_type=literal_type_from_python)
+    if dataframe_kind(tp) is not None:
+        return dataset_literal_type(tp, path=path, column_type=literal_type_from_python)
+    if typing.get_origin(tp) is typing.Annotated:  # metadata means something only for DataFrames
+        return literal_type_from_python(typing.get_args(tp)[0], path=path)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is tuple or origin is tuple:

@@ -8,6 +8,8 @@ descriptors :mod:`executors.data.function_task` recorded in ``TaskTemplate.custo
 * an enum becomes the *member* (looked up by value, or by the value's string: Flyte's enum values are
   strings, so an int-valued Enum's ``1`` arrives as ``"1"``);
 * a record becomes an *instance*, its fields converted the same way, recursively;
+* a structured dataset (its reference ``{"uri", "format", "columns"}``) declared as a
+  ``pandas.DataFrame`` or ``pyarrow.Table`` is read into one (:mod:`executors.data.dataframes`);
 * ``date`` / ``datetime`` / ``timedelta`` become those types (inside a record they are ISO strings and
   seconds); a value already of the type is kept.
 
@@ -149,6 +151,8 @@ class _Conversions:
             return _enum_converter(self.enums[descriptor["enum"]])
         if "record" in descriptor:
             return self._record_converter(str(descriptor["record"]))
+        if "dataframe" in descriptor:
+            return _dataframe_reader(str(descriptor["dataframe"]), list(descriptor.get("columns") or []))
         if "date" in descriptor:
             return _to_date
         if "datetime" in descriptor:
@@ -204,6 +208,18 @@ class _Conversions:
             descriptor = item.get("convert")
             fields[str(item["name"])] = self.converter(descriptor) if descriptor else None
         return build
+
+
+def _dataframe_reader(kind: str, columns: list[str]) -> Converter:
+    # Imported here: only a task with a DataFrame input needs pandas / pyarrow on the backend.
+    from executors.data.dataframes import read_dataframe
+
+    def read(value: Any) -> Any:
+        if not isinstance(value, Mapping):  # already a DataFrame, or None
+            return value
+        return read_dataframe(value, kind, path="input", columns=columns)
+
+    return read
 
 
 def _to_date(value: Any) -> Any:

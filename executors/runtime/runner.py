@@ -1,4 +1,5 @@
-"""Runs a function task (``python -m executors.runtime.runner <inputs.pb> <output prefix> <task.pb>``).
+"""Runs a function task (``python -m executors.runtime.runner <inputs.pb> <output prefix> <task.pb>
+<raw output prefix>``).
 
 It reads the function's source from ``TaskTemplate.custom`` (written by
 :func:`executors.data.function_task.function_template`), calls it with the inputs from ``inputs.pb``
@@ -37,6 +38,7 @@ from google.protobuf import json_format
 from executors.core.errors import InterfaceMismatchError, LiteralConversionError
 from executors.data.function_task import SINGLE_OUTPUT
 from executors.runtime.annotated_values import prepare_conversions
+from executors.runtime.offload import offload_outputs
 from executors.runtime.task_io import RecoverableError, load_template, read_inputs, write_error, write_outputs
 
 
@@ -82,6 +84,8 @@ def _provide_return_type(namespace: dict[str, Any], custom: dict[str, Any]) -> N
 
 def main(argv: list[str]) -> int:
     inputs_file, output_prefix, template_file = argv[:3]
+    # {{.rawOutputDataPrefix}}: where DataFrames are written (absent from templates made before it).
+    raw_prefix = argv[3] if len(argv) > 3 else f"{output_prefix.rstrip('/')}/raw"
     template = load_template(template_file)
     custom = json_format.MessageToDict(template.custom)
     name = custom["function_name"]
@@ -110,12 +114,23 @@ def main(argv: list[str]) -> int:
         return 1
     try:
         values = _outputs(custom.get("output_kind", "single"), result, custom.get("output_type_name", ""))
+        values = offload_outputs(values, template.interface.outputs, raw_prefix)
         write_outputs(output_prefix, values, template_file)  # converts (and may refuse) before writing
     except (LiteralConversionError, InterfaceMismatchError) as exc:
         # The function returned something its annotation does not allow: every retry would too.
         message = f"{exc} (the return value of {name} does not match its declared outputs)"
         print(message, file=sys.stderr, flush=True)
         write_error(output_prefix, message, code=type(exc).__name__, recoverable=False)
+        return 1
+    except ModuleNotFoundError as exc:  # e.g. pyarrow, to write a DataFrame: a retry would not have it
+        message = f"{exc} (writing the outputs of {name})"
+        print(message, file=sys.stderr, flush=True)
+        write_error(output_prefix, message, code=type(exc).__name__, recoverable=False)
+        return 1
+    except OSError as exc:  # the data store failed while a DataFrame was written: worth a retry
+        message = f"{type(exc).__name__}: {exc} (writing the outputs of {name} to {raw_prefix})"
+        print(message, file=sys.stderr, flush=True)
+        write_error(output_prefix, message, code=type(exc).__name__, recoverable=True)
         return 1
     return 0
 

@@ -74,6 +74,8 @@ CASES: dict[str, Case] = {
         Case("df_csv_chain", upstream="df_csv_out"),
         Case("date"),
         Case("dataclass_chain", upstream="reshape_shape"),
+        Case("frame_chain", upstream="enrich_frame"),
+        Case("arrow_chain", upstream="drop_first_row"),
     ]
 }
 
@@ -108,6 +110,12 @@ CHAIN_MAKE_INPUTS = "make_summary_inputs"
 CHAIN_RESHAPE = "reshape_shape"
 """``@task.executor`` between two flytekit ``t_nested_dataclass`` runs (``nested_dataclass`` into it,
 its return into ``dataclass_chain``): a nested dataclass crossing both ways."""
+CHAIN_ENRICH = "enrich_frame"
+"""``@task.executor`` reading ``df_csv_out``'s CSV dataset as a ``pandas.DataFrame`` and returning a
+new one, which flytekit's ``t_df_in`` reads (``frame_chain``)."""
+CHAIN_ARROW = "drop_first_row"
+"""``@task.executor`` reading ``df_out``'s parquet dataset as a ``pyarrow.Table`` and returning one,
+which flytekit's ``t_df_in`` reads as a ``pandas.DataFrame`` (``arrow_chain``)."""
 RECEIVE_NONE = "receive_none"
 """Plain ``@task`` downstream of ``optional_none``'s ``o0`` (an Optional output that is None)."""
 RECEIVE_VALUES = "receive_values"

@@ -23,7 +23,9 @@ from tests.airflow_provider import dagtest
 from tests.conformance.airflow_side import CONFORMANCE_DAGS, FLYTEKIT_VENV, REPO
 from tests.conformance.cases import (
     CASES,
+    CHAIN_ARROW,
     CHAIN_DESCRIBE,
+    CHAIN_ENRICH,
     CHAIN_MAKE_INPUTS,
     CHAIN_RESHAPE,
     DOCKER_ADDRESS_ENV,
@@ -48,6 +50,14 @@ CHAIN_TASKS = {
     "test_chain_flytekit_into_executor_task": {"chain_report", CHAIN_DESCRIBE},
     "test_chain_executor_task_into_flytekit": {"chain_summarize", CHAIN_MAKE_INPUTS},
     "test_chain_dataclass_through_executor_task": {"nested_dataclass", CHAIN_RESHAPE, "dataclass_chain"},
+    "test_chain_dataframes_through_executor_tasks": {
+        "df_csv_out",
+        CHAIN_ENRICH,
+        "frame_chain",
+        "df_out",
+        CHAIN_ARROW,
+        "arrow_chain",
+    },
     "test_optional_none_output_reaches_a_plain_task": {"optional_none", RECEIVE_NONE},
     "test_typed_outputs_reach_a_plain_task": {"namedtuple", "datetime", "timedelta", RECEIVE_VALUES},
 }

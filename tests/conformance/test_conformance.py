@@ -32,7 +32,9 @@ from tests.airflow_provider.dagtest import TaskResult
 from tests.conformance import plain
 from tests.conformance.cases import (
     CASES,
+    CHAIN_ARROW,
     CHAIN_DESCRIBE,
+    CHAIN_ENRICH,
     CHAIN_MAKE_INPUTS,
     CHAIN_RESHAPE,
     CONFORMANCE_IMAGE,
@@ -293,6 +295,25 @@ def test_chain_dataclass_through_executor_task(local_run: ConformanceRun, corpus
     assert run.task(CHAIN_RESHAPE) == TaskResult("success", 1), failures
     assert run.xcom(CHAIN_RESHAPE) == plain.decode(corpus.index["dataclass_chain"]["inputs"])["s"]
     assert_conforms(local_run.cases["dataclass_chain"], corpus.expected("dataclass_chain"))
+
+
+def test_chain_dataframes_through_executor_tasks(local_run: ConformanceRun, corpus: Corpus) -> None:
+    """flytekit's CSV dataset read as a pandas DataFrame and its parquet one as a pyarrow Table by
+    ``@task.executor`` functions; what they return (parquet, laid out as flytekit lays it) is read by
+    flytekit's ``t_df_in``, which conforms: the same rows, columns and sum as its local execution."""
+    run = local_run.run
+    for upstream, middle, chain in (
+        ("df_csv_out", CHAIN_ENRICH, "frame_chain"),
+        ("df_out", CHAIN_ARROW, "arrow_chain"),
+    ):
+        assert run.task(upstream).state == "success", (
+            f"the flytekit upstream failed: see test_case[local-{upstream}]"
+        )
+        failures = [str(c.exception)[:3000] for c in run.callbacks_of(middle)]
+        assert run.task(middle) == TaskResult("success", 1), failures
+        reference = run.xcom(middle)
+        assert set(reference) == {"uri", "format", "columns"} and reference["format"] == "parquet", reference
+        assert_conforms(local_run.cases[chain], corpus.expected(chain))
 
 
 def test_optional_none_output_reaches_a_plain_task(local_run: ConformanceRun, corpus: Corpus) -> None:

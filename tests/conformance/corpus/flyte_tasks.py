@@ -197,6 +197,11 @@ def reshape(s: Shape) -> Shape:
     )
 
 
+def enrich(df: pd.DataFrame) -> pd.DataFrame:
+    """What the conformance DAG's ``enrich_frame`` returns for ``df``: ``frame_chain``'s input."""
+    return df.assign(a=df["a"] + 1, doubled=df["a"] * 2)
+
+
 @flytekit.task
 def t_date(d: datetime.date) -> datetime.date:
     return d + datetime.timedelta(days=1)
@@ -432,6 +437,10 @@ CASES: dict[str, tuple[typing.Any, CaseInputs]] = {
         t_nested_dataclass,
         lambda d: {"s": reshape(t_nested_dataclass.task_function(TRIANGLE))},
     ),
+    # df_csv_out's CSV through the @task.executor enrich_frame (pandas), into t_df_in.
+    "frame_chain": (t_df_in, lambda d: {"df": enrich(csv_frame(4))}),
+    # df_out's parquet through the @task.executor drop_first_row (pyarrow), into t_df_in.
+    "arrow_chain": (t_df_in, lambda d: {"df": t_df_out.task_function(5).iloc[1:].reset_index(drop=True)}),
     "chain_summarize": (
         t_summarize,
         lambda d: {"xs": [1, 2, 3, 4], "meta": {"name": "squares", "scale": 10}},

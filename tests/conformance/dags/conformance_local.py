@@ -15,13 +15,17 @@ import datetime as dt
 import enum
 from typing import Any, TypedDict
 
+import pandas as pd
+import pyarrow as pa
 from airflow.sdk import DAG, task
 
 from tests.airflow_provider.dagtest import recording_default_args
 from tests.conformance.airflow_side import case_operator, load_index, selected
 from tests.conformance.cases import (
     CASES,
+    CHAIN_ARROW,
     CHAIN_DESCRIBE,
+    CHAIN_ENRICH,
     CHAIN_MAKE_INPUTS,
     CHAIN_RESHAPE,
     LOCAL_DAG_ID,
@@ -133,6 +137,41 @@ with DAG(
             reshaped = reshape_shape(ops["nested_dataclass"].output["o0"])
             ops["dataclass_chain"] = case_operator(
                 "dataclass_chain", index["dataclass_chain"], executor_id="local", inputs={"s": reshaped}
+            )
+
+        if selected("frame_chain"):
+            # flytekit's CSV dataset into a @task.executor function reading a pandas DataFrame; the
+            # DataFrame it returns (written as flytekit writes parquet) into flytekit's t_df_in.
+            @task.executor(task_id=CHAIN_ENRICH, poll_interval=0.2)
+            def enrich_frame(df: pd.DataFrame) -> pd.DataFrame:
+                import pandas
+
+                if not isinstance(df, pandas.DataFrame):
+                    raise TypeError(f"df arrived as {type(df).__name__}")
+                return df.assign(a=df["a"] + 1, doubled=df["a"] * 2)
+
+            if "df_csv_out" not in ops:
+                ops["df_csv_out"] = case_operator("df_csv_out", index["df_csv_out"], executor_id="local")
+            enriched = enrich_frame(ops["df_csv_out"].output["o0"])
+            ops["frame_chain"] = case_operator(
+                "frame_chain", index["frame_chain"], executor_id="local", inputs={"df": enriched}
+            )
+
+        if selected("arrow_chain"):
+            # flytekit's parquet dataset as a pyarrow Table, and a Table back.
+            @task.executor(task_id=CHAIN_ARROW, poll_interval=0.2)
+            def drop_first_row(t: pa.Table) -> pa.Table:
+                import pyarrow
+
+                if not isinstance(t, pyarrow.Table):
+                    raise TypeError(f"t arrived as {type(t).__name__}")
+                return t.slice(1)
+
+            if "df_out" not in ops:
+                ops["df_out"] = case_operator("df_out", index["df_out"], executor_id="local")
+            dropped = drop_first_row(ops["df_out"].output["o0"])
+            ops["arrow_chain"] = case_operator(
+                "arrow_chain", index["arrow_chain"], executor_id="local", inputs={"df": dropped}
             )
 
         for chain, producer in (("df_chain", "df_out"), ("df_csv_chain", "df_csv_out")):

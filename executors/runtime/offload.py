@@ -1,0 +1,48 @@
+"""Offloading a function task's large outputs to the data store before ``outputs.pb`` is written.
+
+A returned DataFrame does not fit in a literal: it is written under the execution's raw output
+prefix (``{{.rawOutputDataPrefix}}``, where Flyte puts offloaded data) and replaced by the reference
+its structured dataset literal holds (:func:`executors.data.dataframes.write_dataframe`). The walk
+follows the declared type, so DataFrames inside a list, a dict or a union are found too; every
+other value is left for :func:`executors.runtime.task_io.write_outputs` to convert and check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flyteidl.core import interface_pb2, types_pb2
+
+from executors.data.dataframes import is_dataframe, write_dataframe
+
+__all__ = ["offload_outputs"]
+
+
+def offload_outputs(
+    values: Mapping[str, Any], outputs: interface_pb2.VariableMap, raw_prefix: str
+) -> dict[str, Any]:
+    """``values`` with each DataFrame written under ``raw_prefix`` and replaced by its reference."""
+    return {
+        name: _offload(value, outputs.variables[name].type, raw_prefix, f"output {name!r}")
+        if name in outputs.variables
+        else value
+        for name, value in values.items()
+    }
+
+
+def _offload(value: Any, literal_type: types_pb2.LiteralType, prefix: str, path: str) -> Any:
+    kind = literal_type.WhichOneof("type")
+    if kind == "structured_dataset_type" and is_dataframe(value):
+        return write_dataframe(value, prefix, path=path, declared=literal_type.structured_dataset_type)
+    if kind == "collection_type" and isinstance(value, (list, tuple)):
+        element = literal_type.collection_type
+        return [_offload(item, element, prefix, f"{path}[{i}]") for i, item in enumerate(value)]
+    if kind == "map_value_type" and isinstance(value, Mapping):
+        entry = literal_type.map_value_type
+        return {key: _offload(item, entry, prefix, f"{path}[{key!r}]") for key, item in value.items()}
+    if kind == "union_type" and is_dataframe(value):
+        for variant in literal_type.union_type.variants:
+            if variant.WhichOneof("type") == "structured_dataset_type":
+                return _offload(value, variant, prefix, path)
+    return value
