@@ -40,6 +40,7 @@ BENCHMARKS: list[tuple[str, int, str]] = [
     ("local_admission", 600, "main"),
     ("output_memory", 300, "main"),
     ("docker_vs_dockeroperator", 900, "main"),
+    ("dataframe_handoff", 600, "main"),
 ]
 
 

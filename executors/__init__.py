@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from executors.core.phase import TaskPhase
     from executors.core.status import ErrorOrigin, TaskError, TaskStatus, permanent_failure, retryable_failure
+    from executors.data.files import Directory, File
     from executors.data.storage import DataStore
     from executors.engine.driver import ExecutionDriver
     from executors.engine.policy import PollPolicy
@@ -42,6 +43,7 @@ _WHERE = {
     "Cache": "executors.core.cache",
     "CatalogClient": "executors.core.interface",
     "DataStore": "executors.data.storage",
+    "Directory": "executors.data.files",
     "ErrorOrigin": "executors.core.status",
     "EventRecorder": "executors.core.interface",
     "ExecutionDriver": "executors.engine.driver",
@@ -49,6 +51,7 @@ _WHERE = {
     "ExecutorInitializationParameters": "executors.core.interface",
     "ExecutorProperties": "executors.core.interface",
     "ExecutorsError": "executors.core.errors",
+    "File": "executors.data.files",
     "MetricsScope": "executors.core.interface",
     "OwnerReference": "executors.core.context",
     "PollPolicy": "executors.engine.policy",
@@ -69,6 +72,7 @@ __all__ = [
     "Cache",
     "CatalogClient",
     "DataStore",
+    "Directory",
     "ErrorOrigin",
     "EventRecorder",
     "ExecutionDriver",
@@ -76,6 +80,7 @@ __all__ = [
     "ExecutorInitializationParameters",
     "ExecutorProperties",
     "ExecutorsError",
+    "File",
     "MetricsScope",
     "OwnerReference",
     "PollPolicy",

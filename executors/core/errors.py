@@ -47,6 +47,16 @@ class DataNotFoundError(DataStoreError, FileNotFoundError):
         super().__init__(reference, "not found")
 
 
+class InputDataNotFoundError(ExecutorsError, FileNotFoundError):
+    """A file, directory or dataset input names a URI where nothing is (checked before the start:
+    no retry can make it appear). ``variable`` is the input (``input 'f'``, ``input 'fs'[2]``)."""
+
+    def __init__(self, variable: str, uri: str) -> None:
+        self.variable = variable
+        self.uri = uri
+        super().__init__(f"{variable}: nothing at {uri} (a file, directory or dataset input must exist)")
+
+
 class CorruptDataError(DataStoreError):
     """The data reference exists but does not parse as the expected protobuf message."""
 

@@ -32,6 +32,7 @@ from flyteidl.core import tasks_pb2
 from executors.core.cache import Cache
 from executors.core.errors import LiteralConversionError
 from executors.data.dataframes import dataframe_kind, dataset_literal_type
+from executors.data.files import Directory, File
 from executors.data.literals import literal_type_from_python
 from executors.data.record_types import RecordField, is_pydantic_model, is_record_type, record_fields
 from executors.data.task_template import build_task_template
@@ -109,7 +110,8 @@ def value_descriptor(tp: Any) -> dict[str, Any] | None:
 
     ``{"enum": key}`` for an ``Enum`` (a key of :func:`enum_types`: the member), ``{"record": key}``
     for a dataclass or pydantic model (a key of :func:`record_types`: an instance),
-    ``{"dataframe": "pandas" | "arrow", "columns": [...]}`` (the dataset read), ``{"date": True}``,
+    ``{"dataframe": "pandas" | "arrow", "columns": [...]}`` (the dataset read), ``{"file": True}`` /
+    ``{"directory": True}`` (a lazy reference to the URI), ``{"date": True}``,
     ``{"datetime": True}``, ``{"timedelta": True}`` (a record field holds them as strings and
     seconds), ``{"list": d}`` / ``{"dict": d}`` / ``{"union": [d, ...]}`` around one, ``None`` for a
     type whose plain value is already right.
@@ -122,6 +124,9 @@ def value_descriptor(tp: Any) -> dict[str, Any] | None:
     if frame is not None:
         declared = dataset_literal_type(tp, path="", column_type=literal_type_from_python)
         return {"dataframe": frame, "columns": [c.name for c in declared.structured_dataset_type.columns]}
+    base = typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
+    if base is File or base is Directory:
+        return {"file" if base is File else "directory": True}
     if typing.get_origin(tp) is typing.Annotated:
         return value_descriptor(typing.get_args(tp)[0])
     scalar = _SCALAR_DESCRIPTORS.get(tp) if isinstance(tp, type) else None

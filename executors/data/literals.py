@@ -50,6 +50,7 @@ from flyteidl.core import interface_pb2, literals_pb2, types_pb2
 from executors.core.errors import InterfaceMismatchError, LiteralConversionError
 from executors.data import literal_depth, literal_msgpack
 from executors.data.dataframes import dataframe_kind, dataset_literal_type
+from executors.data.files import Directory, File
 from executors.data.literal_dataset import dataset_reference, fill_dataset
 from executors.data.literal_depth import MAX_DEPTH, ROOT_LITERAL_DEPTH, NestingTooDeepError
 from executors.data.literal_json import (
@@ -112,7 +113,8 @@ _FAST_PYTHON_TYPES: dict[int, frozenset[type]] = {
 
 _SUPPORTED_ANNOTATIONS = (
     "a supported type (int, float, str, bool, datetime, date, timedelta, None, list[T], dict[str, T], "
-    "dict, Optional[T], an Enum, a dataclass, a pydantic model, pandas.DataFrame, pyarrow.Table)"
+    "dict, Optional[T], an Enum, a dataclass, a pydantic model, pandas.DataFrame, pyarrow.Table, File, "
+    "Directory)"
 )
 _NO_TUPLE = (
     "a type Flyte can carry: Flyte has no tuple type (flytekit refuses tuple too); return a NamedTuple "
@@ -244,7 +246,8 @@ def to_literal(value: Any, literal_type: types_pb2.LiteralType, *, path: str) ->
       no NaN or infinity, and numbers stored as doubles, so integers come back as floats (and lose
       precision beyond 2**53). A JSON schema in the type's ``metadata`` is checked;
     * collection: ``list`` or ``tuple``; map: a mapping with ``str`` keys;
-    * blob: a URI ``str`` or ``os.PathLike``; the declared type is copied into the literal's metadata;
+    * blob: a URI ``str``, an ``os.PathLike``, or a ``File`` / ``Directory`` (its ``uri``, never a
+      download); the declared type is copied into the literal's metadata;
     * structured dataset: a URI (the metadata comes from the declared type), or a reference mapping
       ``{"uri": ..., "format": ..., "columns": [...]}`` as :func:`to_python` returns it (its format and
       columns, i.e. the producer's, win; see :func:`executors.data.literal_dataset.fill_dataset`);
@@ -554,7 +557,10 @@ def _fill_union(
 
 
 def _uri(value: Any, literal_type: types_pb2.LiteralType, path: str) -> str:
-    uri = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if isinstance(value, (File, Directory)):
+        uri: Any = value.uri  # its location, never a download (which os.fspath would start)
+    else:
+        uri = os.fspath(value) if isinstance(value, os.PathLike) else value
     if not isinstance(uri, str) or not uri:
         raise _mismatch(path, literal_type, value)
     return uri
@@ -971,6 +977,20 @@ def _enum_values(tp: type[enum.Enum], path: str) -> list[str]:
     raise LiteralConversionError(path, "an Enum whose values are all str or all int", repr(tp))
 
 
+def _blob_type(tp: Any) -> types_pb2.LiteralType | None:
+    """``File`` / ``Directory`` (``Annotated[File, "csv"]`` names a format) as flytekit declares
+    ``FlyteFile`` / ``FlyteDirectory``: a single-part or a multipart blob."""
+    base, metadata = tp, tuple[Any, ...]()
+    if typing.get_origin(tp) is typing.Annotated:
+        base, metadata = typing.get_args(tp)[0], tuple(getattr(tp, "__metadata__", ()))
+    if base is not File and base is not Directory:
+        return None
+    blob = types_pb2.BlobType(format=next((m for m in metadata if isinstance(m, str)), ""))
+    if base is Directory:
+        blob.dimensionality = types_pb2.BlobType.MULTIPART
+    return types_pb2.LiteralType(blob=blob)
+
+
 def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.LiteralType:
     """Derive the literal type of a Python annotation.
 
@@ -984,7 +1004,9 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
     dataclasses and pydantic models (flytekit's msgpack STRUCT with the class's JSON schema, see
     :mod:`executors.data.record_types`), and ``pandas.DataFrame`` / ``pyarrow.Table`` (a structured
     dataset as flytekit declares it; ``Annotated[pandas.DataFrame, {"a": int}]`` declares columns, see
-    :mod:`executors.data.dataframes`). ``tuple`` is refused as flytekit refuses it (Flyte has no
+    :mod:`executors.data.dataframes`), and :class:`~executors.data.files.File` /
+    :class:`~executors.data.files.Directory` (a single-part / multipart blob, as flytekit declares
+    ``FlyteFile`` / ``FlyteDirectory``). ``tuple`` is refused as flytekit refuses it (Flyte has no
     tuple type). Anything else raises :class:`LiteralConversionError` naming ``path``.
     """
     try:
@@ -999,6 +1021,9 @@ def literal_type_from_python(tp: Any, *, path: str = "type") -> types_pb2.Litera
         return record_literal_type(tp, path=path, field_type=literal_type_from_python)
     if dataframe_kind(tp) is not None:
         return dataset_literal_type(tp, path=path, column_type=literal_type_from_python)
+    blob = _blob_type(tp)
+    if blob is not None:
+        return blob
     if typing.get_origin(tp) is typing.Annotated:  # metadata means something only for DataFrames
         return literal_type_from_python(typing.get_args(tp)[0], path=path)
     origin = typing.get_origin(tp)

@@ -8,15 +8,17 @@ operator and trigger and the ``run-typed-task`` CLI all use these functions.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
 
 from executors.catalog.key import cache_key, is_cacheable
 from executors.core.context import TaskContext
+from executors.core.errors import InputDataNotFoundError
 from executors.core.interface import Executor
 from executors.core.status import TaskStatus
 from executors.data.literals import from_literal_map, to_literal_map
@@ -25,6 +27,58 @@ from executors.engine.driver import DriverSnapshot, ExecutionDriver
 from executors.engine.events import DataStoreEventRecorder
 from executors.engine.output import OutputCopier, OutputSink
 from executors.engine.policy import PollPolicy
+
+MAX_CHECKED_DATA_INPUTS = 64
+"""How many file, directory and dataset inputs :func:`check_input_data` looks up (a list of
+thousands of files would cost as many requests to the store before the start)."""
+
+
+def _data_uris(literal: literals_pb2.Literal, where: str) -> Iterator[tuple[str, str]]:
+    kind = literal.WhichOneof("value")
+    if kind == "scalar":
+        scalar = literal.scalar
+        if scalar.WhichOneof("value") == "blob" and scalar.blob.uri:
+            yield where, scalar.blob.uri
+        elif scalar.WhichOneof("value") == "structured_dataset" and scalar.structured_dataset.uri:
+            yield where, scalar.structured_dataset.uri
+        elif scalar.WhichOneof("value") == "union":
+            yield from _data_uris(scalar.union.value, where)
+    elif kind == "collection":
+        for index, item in enumerate(literal.collection.literals):
+            yield from _data_uris(item, f"{where}[{index}]")
+    elif kind == "map":
+        for key, item in literal.map.literals.items():
+            yield from _data_uris(item, f"{where}[{key!r}]")
+
+
+def _exists(uri: str) -> bool | None:
+    """Whether something is at ``uri``; ``None`` when this process cannot tell (no filesystem for
+    its scheme here, no credentials, the store down): the task itself will then find out."""
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+        return bool(fs.exists(path))
+    except Exception:
+        return None
+
+
+async def check_input_data(inputs: literals_pb2.LiteralMap) -> None:
+    """Raise :class:`~executors.core.errors.InputDataNotFoundError` naming the first file, directory
+    or dataset input (of the first :data:`MAX_CHECKED_DATA_INPUTS`) whose URI holds nothing.
+
+    The lookups run in threads, all at once: the caller may be the triggerer's event loop."""
+    found = [
+        item
+        for name, literal in sorted(inputs.literals.items())
+        for item in _data_uris(literal, f"input {name!r}")
+    ][:MAX_CHECKED_DATA_INPUTS]
+    if not found:
+        return
+    answers = await asyncio.gather(*(asyncio.to_thread(_exists, uri) for _, uri in found))
+    for (where, uri), exists in zip(found, answers, strict=True):
+        if exists is False:
+            raise InputDataNotFoundError(where, uri)
 
 
 def typed_inputs(template: tasks_pb2.TaskTemplate, values: Mapping[str, Any]) -> literals_pb2.LiteralMap:

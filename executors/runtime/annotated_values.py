@@ -10,6 +10,8 @@ descriptors :mod:`executors.data.function_task` recorded in ``TaskTemplate.custo
 * a record becomes an *instance*, its fields converted the same way, recursively;
 * a structured dataset (its reference ``{"uri", "format", "columns"}``) declared as a
   ``pandas.DataFrame`` or ``pyarrow.Table`` is read into one (:mod:`executors.data.dataframes`);
+* a blob declared as a ``File`` / ``Directory`` becomes one: a lazy reference to its URI
+  (:mod:`executors.data.files`);
 * ``date`` / ``datetime`` / ``timedelta`` become those types (inside a record they are ISO strings and
   seconds); a value already of the type is kept.
 
@@ -30,6 +32,8 @@ import json
 import typing
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from executors.data.files import Directory, File
 
 __all__ = ["prepare_conversions"]
 
@@ -153,6 +157,9 @@ class _Conversions:
             return self._record_converter(str(descriptor["record"]))
         if "dataframe" in descriptor:
             return _dataframe_reader(str(descriptor["dataframe"]), list(descriptor.get("columns") or []))
+        if "file" in descriptor or "directory" in descriptor:
+            kind = File if "file" in descriptor else Directory
+            return lambda value: value if value is None or isinstance(value, kind) else kind(value)
         if "date" in descriptor:
             return _to_date
         if "datetime" in descriptor:
@@ -247,5 +254,8 @@ def prepare_conversions(namespace: dict[str, Any], custom: Mapping[str, Any]) ->
     conversions = _Conversions(custom, str(namespace["__name__"]))
     for name, cls in conversions.named_classes().items():
         namespace.setdefault(name, cls)
+    # The function may return File("out.csv") without importing it (the DAG file's import is not here).
+    namespace.setdefault("File", File)
+    namespace.setdefault("Directory", Directory)
     descriptors = dict(custom.get("input_conversions") or custom.get("input_enums") or {})
     return {name: conversions.converter(descriptor) for name, descriptor in descriptors.items()}

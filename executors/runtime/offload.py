@@ -1,20 +1,29 @@
 """Offloading a function task's large outputs to the data store before ``outputs.pb`` is written.
 
-A returned DataFrame does not fit in a literal: it is written under the execution's raw output
-prefix (``{{.rawOutputDataPrefix}}``, where Flyte puts offloaded data) and replaced by the reference
-its structured dataset literal holds (:func:`executors.data.dataframes.write_dataframe`). The walk
-follows the declared type, so DataFrames inside a list, a dict or a union are found too; every
+Both go under the execution's raw output prefix (``{{.rawOutputDataPrefix}}``, where Flyte puts
+offloaded data):
+
+* a returned file or directory (a ``File`` / ``Directory`` or a local path, for a blob output) that
+  the task wrote locally is uploaded and replaced by its URI (:func:`executors.data.files.upload`;
+  a remote URI is kept);
+* a returned DataFrame, which does not fit in a literal, is written as parquet and replaced by the
+  reference its structured dataset literal holds (:func:`executors.data.dataframes.write_dataframe`).
+
+The walk follows the declared type, so these are found inside a list, a dict or a union too; every
 other value is left for :func:`executors.runtime.task_io.write_outputs` to convert and check.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from flyteidl.core import interface_pb2, types_pb2
 
+from executors.core.errors import LiteralConversionError
 from executors.data.dataframes import is_dataframe, write_dataframe
+from executors.data.files import Directory, File, upload
 
 __all__ = ["offload_outputs"]
 
@@ -33,6 +42,8 @@ def offload_outputs(
 
 def _offload(value: Any, literal_type: types_pb2.LiteralType, prefix: str, path: str) -> Any:
     kind = literal_type.WhichOneof("type")
+    if kind == "blob" and isinstance(value, (str, os.PathLike)):
+        return _upload(value, literal_type.blob, prefix, path)
     if kind == "structured_dataset_type" and is_dataframe(value):
         return write_dataframe(value, prefix, path=path, declared=literal_type.structured_dataset_type)
     if kind == "collection_type" and isinstance(value, (list, tuple)):
@@ -45,4 +56,18 @@ def _offload(value: Any, literal_type: types_pb2.LiteralType, prefix: str, path:
         for variant in literal_type.union_type.variants:
             if variant.WhichOneof("type") == "structured_dataset_type":
                 return _offload(value, variant, prefix, path)
+    if kind == "union_type" and isinstance(value, (File, Directory)):
+        for variant in literal_type.union_type.variants:
+            if variant.WhichOneof("type") == "blob":
+                return _offload(value, variant, prefix, path)
     return value
+
+
+def _upload(value: str | os.PathLike[str], blob: types_pb2.BlobType, prefix: str, path: str) -> str:
+    multipart = blob.dimensionality == types_pb2.BlobType.MULTIPART
+    reference = value if isinstance(value, (File, Directory)) else (Directory if multipart else File)(value)
+    try:
+        return upload(reference, prefix)
+    except FileNotFoundError as exc:  # the task did not write what it returned: a retry would not either
+        what = "a folder the task wrote" if multipart else "a file the task wrote"
+        raise LiteralConversionError(path, what, str(exc)) from None

@@ -32,7 +32,7 @@ from airflow_provider.identity import execution_folder
 from airflow_provider.links import RUN_URL_XCOM_KEY
 from airflow_provider.operators import ExecutorOperator, run_sync
 from airflow_provider.triggers import ExecutorTrigger
-from executors import Cache, TaskPhase, TaskStatus
+from executors import Cache, File, TaskPhase, TaskStatus
 from executors.data.task_template import build_task_template, template_to_dict
 from executors.engine.registry import default_registry
 from harness.fake_ti import FakeTI
@@ -339,12 +339,18 @@ def test_phase_table_in_the_worker(
             ["unknown executor id 'no-such-executor'", "known executors:", "'local'"],
         ),
         ({"requests": {"gpus": 1}}, ["bad.requests: unknown resource 'gpus'", "known: cpu"]),
+        (
+            {"input_types": {"f": File}, "inputs": {"f": "NOWHERE"}},
+            ["input 'f': nothing at", "nowhere.csv (a file, directory or dataset input must exist)"],
+        ),
     ],
-    ids=["wrong-type", "missing", "unknown-input", "unknown-executor", "bad-resource"],
+    ids=["wrong-type", "missing", "unknown-input", "unknown-executor", "bad-resource", "missing-file"],
 )
 def test_bad_input_fails_without_retry_naming_the_culprit(
     tmp_path: Path, kwargs: dict[str, Any], fragments: list[str]
 ) -> None:
+    if kwargs.get("inputs", {}).get("f") == "NOWHERE":
+        kwargs = {**kwargs, "inputs": {"f": str(tmp_path / "nowhere.csv")}}
     op = ExecutorOperator(
         task_id="bad", command=["python", "-c", "pass"], data_dir=str(tmp_path / "data"), **kwargs
     )
@@ -513,6 +519,7 @@ BAD_INPUT_FRAGMENTS = {
     "unknown_executor": ["unknown executor id 'no-such-executor'", "known executors:", "'local'"],
     "missing_template": ["does-not-exist.pb", "not found"],
     "truncated_template": ["truncated.pb", "truncated"],
+    "missing_dataset": ["input 'frames'[1]: nothing at /nonexistent/frames/second", "must exist"],
 }
 
 

@@ -76,6 +76,8 @@ CASES: dict[str, Case] = {
         Case("dataclass_chain", upstream="reshape_shape"),
         Case("frame_chain", upstream="enrich_frame"),
         Case("arrow_chain", upstream="drop_first_row"),
+        Case("file_chain", upstream="shout_file"),
+        Case("dir_chain", upstream="index_parts"),
     ]
 }
 
@@ -116,6 +118,12 @@ new one, which flytekit's ``t_df_in`` reads (``frame_chain``)."""
 CHAIN_ARROW = "drop_first_row"
 """``@task.executor`` reading ``df_out``'s parquet dataset as a ``pyarrow.Table`` and returning one,
 which flytekit's ``t_df_in`` reads as a ``pandas.DataFrame`` (``arrow_chain``)."""
+CHAIN_SHOUT = "shout_file"
+"""``@task.executor`` reading ``file_out``'s FlyteFile as a ``File`` and returning a ``File`` it wrote,
+which flytekit's ``t_file_in`` reads (``file_chain``)."""
+CHAIN_INDEX = "index_parts"
+"""``@task.executor`` reading ``dir_out``'s FlyteDirectory as a ``Directory`` and returning a new
+``Directory``, which flytekit's ``t_dir_in`` reads (``dir_chain``)."""
 RECEIVE_NONE = "receive_none"
 """Plain ``@task`` downstream of ``optional_none``'s ``o0`` (an Optional output that is None)."""
 RECEIVE_VALUES = "receive_values"

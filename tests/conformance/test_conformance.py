@@ -35,8 +35,10 @@ from tests.conformance.cases import (
     CHAIN_ARROW,
     CHAIN_DESCRIBE,
     CHAIN_ENRICH,
+    CHAIN_INDEX,
     CHAIN_MAKE_INPUTS,
     CHAIN_RESHAPE,
+    CHAIN_SHOUT,
     CONFORMANCE_IMAGE,
     DOCKER_CASES,
     LOCAL_CASES,
@@ -295,6 +297,25 @@ def test_chain_dataclass_through_executor_task(local_run: ConformanceRun, corpus
     assert run.task(CHAIN_RESHAPE) == TaskResult("success", 1), failures
     assert run.xcom(CHAIN_RESHAPE) == plain.decode(corpus.index["dataclass_chain"]["inputs"])["s"]
     assert_conforms(local_run.cases["dataclass_chain"], corpus.expected("dataclass_chain"))
+
+
+def test_chain_files_through_executor_tasks(local_run: ConformanceRun, corpus: Corpus) -> None:
+    """flytekit's FlyteFile and FlyteDirectory reach ``@task.executor`` functions as ``File`` and
+    ``Directory``; what they write and return is uploaded under the raw output prefix (a URI in
+    XCom, never the bytes) and read by flytekit's ``t_file_in`` / ``t_dir_in``, which conform."""
+    run = local_run.run
+    for upstream, middle, chain in (
+        ("file_out", CHAIN_SHOUT, "file_chain"),
+        ("dir_out", CHAIN_INDEX, "dir_chain"),
+    ):
+        assert run.task(upstream).state == "success", (
+            f"the flytekit upstream failed: see test_case[local-{upstream}]"
+        )
+        failures = [str(c.exception)[:3000] for c in run.callbacks_of(middle)]
+        assert run.task(middle) == TaskResult("success", 1), failures
+        uri = run.xcom(middle)
+        assert isinstance(uri, str) and "/raw/" in uri, uri
+        assert_conforms(local_run.cases[chain], corpus.expected(chain))
 
 
 def test_chain_dataframes_through_executor_tasks(local_run: ConformanceRun, corpus: Corpus) -> None:

@@ -132,3 +132,15 @@ def test_pipelines_with_data_dir_and_catalog_on_s3(s3_bucket: str, monkeypatch: 
         ref.endswith("/outputs.pb") and "/executions/executors_typed_pipeline/" in ref for ref in stored
     )
     assert any("/catalog/" in ref for ref in stored), "the catalog is on S3 beside the data dir"
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_rich_data() -> None:
+    run = run_example("executors_rich_data")
+    assert run.state == "success", {t: run.task(t) for t in ("load", "frame", "report", "show")}
+    batch = run.xcom("load")
+    assert batch["day"] == "2026-03-01" and len(batch["readings"]) == 9
+    reference = run.xcom("frame")
+    assert set(reference) == {"uri", "format", "columns"} and reference["format"] == "parquet"
+    # The CSV the last executor task wrote, opened by a plain @task from the URI in XCom.
+    assert run.xcom("show") == "sensor,value; s0,4.5; s1,6.0; s2,7.5"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+import pandas as pd
 from airflow.sdk import DAG
 
 from airflow_provider.operators import ExecutorOperator
@@ -34,3 +35,10 @@ with DAG(
     )
     ExecutorOperator(task_id="missing_template", task_template=MISSING_TEMPLATE)
     ExecutorOperator(task_id="truncated_template", task_template=TRUNCATED_TEMPLATE)
+    # A dataset input (inside a list) whose URI holds nothing: refused before the start, no retry.
+    ExecutorOperator(
+        task_id="missing_dataset",
+        command=["python", "-c", "pass"],
+        input_types={"frames": list[pd.DataFrame]},
+        inputs={"frames": [os.path.dirname(TEMPLATES), "/nonexistent/frames/second"]},
+    )

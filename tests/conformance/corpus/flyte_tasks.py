@@ -277,6 +277,32 @@ def t_dir_out(n: int) -> FlyteDirectory:
     return FlyteDirectory(str(folder))
 
 
+@flytekit.task
+def t_dir_in(d: FlyteDirectory) -> str:
+    root = pathlib.Path(d.download())
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return "; ".join(f"{p.relative_to(root).as_posix()}={p.read_text().strip()}" for p in files)
+
+
+def shouted(text: str, data_dir: pathlib.Path) -> FlyteFile:
+    """What the conformance DAG's ``shout_file`` returns for ``file_out``'s file: ``file_chain``'s
+    input (t_file_out(text) writes the text three times)."""
+    path = data_dir / "shouted.txt"
+    path.write_text(f"{text}\n" * 3 + "!!!\n")
+    return FlyteFile(str(path))
+
+
+def indexed(n: int, data_dir: pathlib.Path) -> FlyteDirectory:
+    """What the conformance DAG's ``index_parts`` returns for ``dir_out``'s folder of n parts:
+    ``dir_chain``'s input."""
+    folder = data_dir / "indexed"
+    (folder / "parts").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / "parts" / f"part-{i}.txt").write_text(f"part {i} of {n}\n")
+    (folder / "index.txt").write_text(f"{n} parts\n")
+    return FlyteDirectory(str(folder))
+
+
 # -- several outputs, no outputs -----------------------------------------------------------------
 
 
@@ -441,6 +467,10 @@ CASES: dict[str, tuple[typing.Any, CaseInputs]] = {
     "frame_chain": (t_df_in, lambda d: {"df": enrich(csv_frame(4))}),
     # df_out's parquet through the @task.executor drop_first_row (pyarrow), into t_df_in.
     "arrow_chain": (t_df_in, lambda d: {"df": t_df_out.task_function(5).iloc[1:].reset_index(drop=True)}),
+    # file_out's FlyteFile through the @task.executor shout_file (a File), into t_file_in.
+    "file_chain": (t_file_in, lambda d: {"f": shouted("flyte file", d)}),
+    # dir_out's FlyteDirectory through the @task.executor index_parts (a Directory), into t_dir_in.
+    "dir_chain": (t_dir_in, lambda d: {"d": indexed(3, d)}),
     "chain_summarize": (
         t_summarize,
         lambda d: {"xs": [1, 2, 3, 4], "meta": {"name": "squares", "scale": 10}},

@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 from airflow.sdk import DAG, task
 
+from executors import Directory, File
 from tests.airflow_provider.dagtest import recording_default_args
 from tests.conformance.airflow_side import case_operator, load_index, selected
 from tests.conformance.cases import (
@@ -26,8 +27,10 @@ from tests.conformance.cases import (
     CHAIN_ARROW,
     CHAIN_DESCRIBE,
     CHAIN_ENRICH,
+    CHAIN_INDEX,
     CHAIN_MAKE_INPUTS,
     CHAIN_RESHAPE,
+    CHAIN_SHOUT,
     LOCAL_DAG_ID,
     RECEIVE_NONE,
     RECEIVE_VALUES,
@@ -172,6 +175,47 @@ with DAG(
             dropped = drop_first_row(ops["df_out"].output["o0"])
             ops["arrow_chain"] = case_operator(
                 "arrow_chain", index["arrow_chain"], executor_id="local", inputs={"df": dropped}
+            )
+
+        if selected("file_chain"):
+            # flytekit's FlyteFile as a File (read lazily), and a File the function wrote, uploaded by
+            # the runner, into flytekit's t_file_in.
+            @task.executor(task_id=CHAIN_SHOUT, poll_interval=0.2)
+            def shout_file(f: File) -> File:
+                if not isinstance(f, File):
+                    raise TypeError(f"f arrived as {type(f).__name__} {f!r}")
+                with f.open("r") as source:  # streamed through fsspec, no download
+                    text = source.read()
+                with open("shouted.txt", "w") as target:  # the task's working directory
+                    target.write(text + "!!!\n")
+                return File("shouted.txt")
+
+            if "file_out" not in ops:
+                ops["file_out"] = case_operator("file_out", index["file_out"], executor_id="local")
+            shouted = shout_file(ops["file_out"].output["o0"])
+            ops["file_chain"] = case_operator(
+                "file_chain", index["file_chain"], executor_id="local", inputs={"f": shouted}
+            )
+
+        if selected("dir_chain"):
+            # flytekit's FlyteDirectory as a Directory, and a folder the function wrote back.
+            @task.executor(task_id=CHAIN_INDEX, poll_interval=0.2)
+            def index_parts(d: Directory) -> Directory:
+                import os
+                import shutil
+
+                parts = d.files()  # listed without downloading
+                os.makedirs("indexed", exist_ok=True)
+                shutil.copytree(os.fspath(d), "indexed/parts")  # downloaded once, here
+                with open("indexed/index.txt", "w") as index:
+                    index.write(f"{len(parts)} parts\n")
+                return Directory("indexed")
+
+            if "dir_out" not in ops:
+                ops["dir_out"] = case_operator("dir_out", index["dir_out"], executor_id="local")
+            indexed = index_parts(ops["dir_out"].output["o0"])
+            ops["dir_chain"] = case_operator(
+                "dir_chain", index["dir_chain"], executor_id="local", inputs={"d": indexed}
             )
 
         for chain, producer in (("df_chain", "df_out"), ("df_csv_chain", "df_csv_out")):

@@ -818,7 +818,7 @@ UNSUPPORTED_ANNOTATIONS: list[tuple[str, Any, str]] = [
         set[int],
         "type: expected a supported type (int, float, str, bool, datetime, date, timedelta, None, "
         "list[T], dict[str, T], dict, Optional[T], an Enum, a dataclass, a pydantic model, pandas.DataFrame, "
-        "pyarrow.Table), got set[int]",
+        "pyarrow.Table, File, Directory), got set[int]",
     ),
     ("custom-class", Custom, "type: expected a supported type"),
     ("bytes", bytes, "got <class 'bytes'>"),

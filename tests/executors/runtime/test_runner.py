@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import enum
 import http
+import os
 import subprocess
 import sys
 import typing
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pytest
 from flyteidl.core import errors_pb2, literals_pb2
 
+from executors import Directory, File
 from executors.data.function_task import function_template
 from executors.data.literals import from_literal_map, to_literal_map
 from tests.executors.data import record_classes
@@ -32,6 +34,9 @@ class Pair(NamedTuple):
     right: str
 
 
+REPO = Path(__file__).resolve().parents[3]
+
+
 def run(fn: Any, inputs: dict[str, Any], tmp_path: Path) -> tuple[dict[str, Any] | None, Any]:
     """Run ``fn`` through the runner; ``(outputs, None)`` or ``(None, error document)``."""
     template = function_template(fn, name=fn.__name__)
@@ -39,8 +44,9 @@ def run(fn: Any, inputs: dict[str, Any], tmp_path: Path) -> tuple[dict[str, Any]
     (tmp_path / "inputs.pb").write_bytes(
         to_literal_map(inputs, template.interface.inputs).SerializeToString()
     )
-    out = tmp_path / "out"
+    out, work = tmp_path / "out", tmp_path / "work"
     out.mkdir()
+    work.mkdir()
     result = subprocess.run(
         [
             sys.executable,
@@ -54,6 +60,10 @@ def run(fn: Any, inputs: dict[str, Any], tmp_path: Path) -> tuple[dict[str, Any]
         capture_output=True,
         text=True,
         timeout=120,
+        # As an executor runs it: in a working directory of its own (relative paths the function
+        # writes land there), with this checkout importable.
+        cwd=work,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     if (out / "error.pb").exists():
         assert result.returncode == 1
@@ -283,3 +293,50 @@ def test_a_dataset_that_is_not_there_is_named(tmp_path: Path) -> None:
     _, error = run(needs_column_c, {"df": str(missing)}, tmp_path)
     assert error.kind == errors_pb2.ContainerError.NON_RECOVERABLE
     assert f"input: expected a dataset that exists, got nothing at {missing}" in error.message
+
+
+# -- files and directories -----------------------------------------------------------------------
+
+
+class Bundle(NamedTuple):
+    note: File
+    folder: Directory
+
+
+def bundle(f: File, d: Directory) -> Bundle:
+    import os
+
+    # References, not downloads: the file is read through fsspec, the folder listed.
+    assert type(f).__name__ == "File" and type(d).__name__ == "Directory", (type(f), type(d))
+    names = [os.path.basename(part.uri) for part in d.files()]
+    os.makedirs("bundle", exist_ok=True)
+    with open("bundle/summary.txt", "w") as out:
+        out.write(f"{f.read_text().strip()} + {names}")
+    with open("note.txt", "w") as out:
+        out.write("note")
+    return Bundle(File("note.txt"), Directory("bundle"))  # File/Directory need no import
+
+
+def test_files_and_directories_arrive_as_references_and_return_uploaded(tmp_path: Path) -> None:
+    (tmp_path / "in.txt").write_text("input text\n")
+    (tmp_path / "parts").mkdir()
+    for name in ("b.txt", "a.txt"):
+        (tmp_path / "parts" / name).write_text(name)
+    outputs, error = run(bundle, {"f": str(tmp_path / "in.txt"), "d": str(tmp_path / "parts")}, tmp_path)
+    assert error is None, error
+    note, folder = Path(outputs["note"]), Path(outputs["folder"])  # type: ignore[index]
+    # Uploaded under the raw output prefix, in flytekit's layout: <prefix>/<random>/<name>.
+    assert note.parent.parent == tmp_path / "raw" and note.name == "note.txt" and note.read_text() == "note"
+    assert folder.parent == tmp_path / "raw"
+    assert (folder / "summary.txt").read_text() == "input text + ['a.txt', 'b.txt']"
+
+
+def returns_a_missing_file(n: int) -> File:
+    return File("never-written.txt")
+
+
+def test_a_returned_file_that_was_not_written_is_a_permanent_error_naming_it(tmp_path: Path) -> None:
+    _, error = run(returns_a_missing_file, {"n": 1}, tmp_path)
+    assert error.kind == errors_pb2.ContainerError.NON_RECOVERABLE
+    assert error.message.startswith("output 'o0': expected a file the task wrote, got no file at ")
+    assert "never-written.txt" in error.message
