@@ -21,7 +21,7 @@ from airflow.sdk.exceptions import AirflowException
 from airflow.triggers.base import StartTriggerArgs
 from flyteidl.core import tasks_pb2
 
-from airflow_provider import adoption, arguments, config, ending, executor_pool, publishing, start
+from airflow_provider import adoption, arguments, config, ending, executor_pool, lineage, publishing, start
 from airflow_provider.execution import ExecutionHandle, open_driver, open_executor, phase_logger
 from airflow_provider.failures import plainly, try_failed
 from airflow_provider.identity import Attempt
@@ -433,7 +433,20 @@ class ExecutorOperator(BaseOperator):
         status: TaskStatus,
     ) -> Any:
         values = await publishing.finish(context, executor, template, handle.task_ctx, status, self.log)
+        if lineage.enabled():  # read back only for OpenLineage's listener, which asks next
+            try:
+                ctx = handle.task_ctx
+                self._lineage = await lineage.collect(executor, DataStore(), template, ctx, values)
+            except Exception as exc:  # lineage is a report: it never fails the task
+                self.log.warning("no OpenLineage data for this try: %s", exc)
         return self._return_value(values)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage's hook (its listener calls it when the task succeeded): the files,
+        directories and datasets the try read and wrote, and an ``executors`` run facet with the
+        scalar outputs and the cache outcome (:mod:`airflow_provider.lineage`)."""
+        found = getattr(self, "_lineage", None)
+        return found.operator_lineage() if found is not None else None
 
     def _return_value(self, values: dict[str, Any]) -> Any:
         return self._returns().value(values)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from flyteidl.core import literals_pb2, tasks_pb2
@@ -21,6 +21,7 @@ from executors.core.context import TaskContext
 from executors.core.errors import InputDataNotFoundError
 from executors.core.interface import Executor
 from executors.core.status import TaskStatus
+from executors.data.literal_uris import data_references
 from executors.data.literals import from_literal_map, to_literal_map
 from executors.data.storage import DataStore, join, parse_protobuf, path_segment
 from executors.engine.driver import DriverSnapshot, ExecutionDriver
@@ -31,24 +32,6 @@ from executors.engine.policy import PollPolicy
 MAX_CHECKED_DATA_INPUTS = 64
 """How many file, directory and dataset inputs :func:`check_input_data` looks up (a list of
 thousands of files would cost as many requests to the store before the start)."""
-
-
-def _data_uris(literal: literals_pb2.Literal, where: str) -> Iterator[tuple[str, str]]:
-    kind = literal.WhichOneof("value")
-    if kind == "scalar":
-        scalar = literal.scalar
-        if scalar.WhichOneof("value") == "blob" and scalar.blob.uri:
-            yield where, scalar.blob.uri
-        elif scalar.WhichOneof("value") == "structured_dataset" and scalar.structured_dataset.uri:
-            yield where, scalar.structured_dataset.uri
-        elif scalar.WhichOneof("value") == "union":
-            yield from _data_uris(scalar.union.value, where)
-    elif kind == "collection":
-        for index, item in enumerate(literal.collection.literals):
-            yield from _data_uris(item, f"{where}[{index}]")
-    elif kind == "map":
-        for key, item in literal.map.literals.items():
-            yield from _data_uris(item, f"{where}[{key!r}]")
 
 
 def _exists(uri: str) -> bool | None:
@@ -68,17 +51,13 @@ async def check_input_data(inputs: literals_pb2.LiteralMap) -> None:
     or dataset input (of the first :data:`MAX_CHECKED_DATA_INPUTS`) whose URI holds nothing.
 
     The lookups run in threads, all at once: the caller may be the triggerer's event loop."""
-    found = [
-        item
-        for name, literal in sorted(inputs.literals.items())
-        for item in _data_uris(literal, f"input {name!r}")
-    ][:MAX_CHECKED_DATA_INPUTS]
+    found = data_references(inputs, "input")[:MAX_CHECKED_DATA_INPUTS]
     if not found:
         return
-    answers = await asyncio.gather(*(asyncio.to_thread(_exists, uri) for _, uri in found))
-    for (where, uri), exists in zip(found, answers, strict=True):
+    answers = await asyncio.gather(*(asyncio.to_thread(_exists, ref.uri) for ref in found))
+    for ref, exists in zip(found, answers, strict=True):
         if exists is False:
-            raise InputDataNotFoundError(where, uri)
+            raise InputDataNotFoundError(ref.where, ref.uri)
 
 
 def typed_inputs(template: tasks_pb2.TaskTemplate, values: Mapping[str, Any]) -> literals_pb2.LiteralMap:
