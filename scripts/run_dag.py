@@ -16,6 +16,7 @@ def main(dag_id: str) -> int:
     spec = importlib.util.spec_from_file_location(dag_id, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[dag_id] = module  # as Airflow's importer does: a dataclass looks its module up there
     spec.loader.exec_module(module)
     run = module.dag.test()
 
