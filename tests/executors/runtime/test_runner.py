@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
+import pydantic
 import pytest
 from flyteidl.core import errors_pb2, literals_pb2
 
@@ -340,3 +341,28 @@ def test_a_returned_file_that_was_not_written_is_a_permanent_error_naming_it(tmp
     assert error.kind == errors_pb2.ContainerError.NON_RECOVERABLE
     assert error.message.startswith("output 'o0': expected a file the task wrote, got no file at ")
     assert "never-written.txt" in error.message
+
+
+class Line(pydantic.BaseModel):
+    sku: str
+    qty: int = 1
+
+
+class Cart(pydantic.BaseModel):
+    lines: list[Line]
+    day: datetime.date
+
+
+def total_qty(cart: Cart) -> Cart:
+    # A pydantic model of the DAG file: a stand-in with its fields (a dataclass, no validators).
+    assert type(cart).__name__ == "Cart" and type(cart.lines[0]).__name__ == "Line", cart
+    return Cart(lines=[*cart.lines, Line(sku="extra")], day=cart.day)
+
+
+def test_a_dag_file_pydantic_model_is_stood_in_and_written_back(tmp_path: Path) -> None:
+    cart = Cart(lines=[Line(sku="a", qty=2)], day=datetime.date(2026, 5, 6))
+    outputs, error = run(total_qty, {"cart": cart}, tmp_path)
+    assert error is None, error
+    assert outputs == {
+        "o0": {"lines": [{"sku": "a", "qty": 2}, {"sku": "extra", "qty": 1}], "day": "2026-05-06"}
+    }
