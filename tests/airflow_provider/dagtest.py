@@ -133,13 +133,14 @@ class DagTestRun:
         return [c for c in self.callbacks if c.task_id == task_id]
 
 
-def run_dag_test(dag: Any) -> DagTestRun:
-    """``dag.test()``, then the final state of every task instance and every XCom of the run."""
+def run_dag_test(dag: Any, run_conf: dict[str, Any] | None = None) -> DagTestRun:
+    """``dag.test()`` (with ``run_conf``, the run's params), then the final state of every task
+    instance and every XCom of the run."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     CALLBACKS.clear()
-    dr = dag.test()
+    dr = dag.test(run_conf=run_conf) if run_conf else dag.test()
     with create_session() as session:
         tis = dr.get_task_instances(session=session)
         tasks = {

@@ -40,6 +40,8 @@ def events(airflow_db: str, tmp_path_factory: pytest.TempPathFactory) -> dict[st
             {"type": "file", "log_file_path": str(events_file), "append": True}
         ),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "executors-test",
+        # Its own catalog: the session's is listed by other tests (the UI's catalog page).
+        "AIRFLOW__PROVIDER_EXECUTORS__CATALOG_URL": str(events_file.parent / "catalog"),
         "PYTHONPATH": str(REPO),
     }
     # A script file, not ``python -c``: run that way, OpenLineage emits no task events (seen here).
