@@ -12,8 +12,9 @@ Each node of the workflow becomes Airflow tasks, and each binding an argument:
   node), then a task collecting the elements' outputs in order;
 * a **binding** -> the value it holds: a literal constant as its Python value, a promise as the
   upstream task's XCom (``op.output[var]``), a collection or map of them as a list or dict;
-* the workflow's **inputs** -> DAG params (with the launch plan's defaults), read by native Jinja
-  rendering; its **outputs** -> the ``workflow_outputs`` task, whose return value is their dict.
+* the workflow's **inputs** -> DAG params (with the launch plan's defaults), which the
+  ``workflow_inputs`` task hands on as XComs; its **outputs** -> the ``workflow_outputs`` task,
+  whose return value is their dict.
 
 A construct without a faithful mapping (a branch, a gate, a launch plan node, a map task that
 tolerates failures, attribute access on a promise) fails when the DAG is built, naming the node.
@@ -38,6 +39,7 @@ from executors.data.literals import to_python
 __all__ = ["flyte_workflow_dag"]
 
 START_NODE = "start-node"
+INPUTS_TASK = "workflow_inputs"
 OUTPUTS_TASK = "workflow_outputs"
 ARRAY_INDEX_VARIABLE = "FLYTE_ARRAY_INDEX"
 """The variable carrying an array element's index: flytekit reads the variable named by
@@ -311,12 +313,20 @@ def flyte_workflow_dag(
     dag_kwargs.setdefault("schedule", None)
     dag_kwargs.setdefault("start_date", dt.datetime(2026, 1, 1))
     dag_kwargs.setdefault("catchup", False)
-    dag_kwargs.setdefault("render_template_as_native_obj", True)  # params keep their types
     dag_kwargs.setdefault("params", _params(template, package.defaults(name)))
     dag_kwargs.setdefault("doc_md", f"Flyte workflow `{name}` from `{package.source}`.")
     builder = _Builder(package, executor_id, dict(executors or {}), dict(operator_kwargs or {}))
     with DAG(dag_id=dag_id or name.replace(".", "_"), **dag_kwargs) as dag:
-        inputs = {var: f"{{{{ params[{var!r}] }}}}" for var in template.interface.inputs.variables}
+        names = list(template.interface.inputs.variables)
+        inputs: dict[str, Any] = {}
+        if names:
+            # The run's params, as a task's XComs: typed values (JSON), not Jinja-rendered strings.
+            @task(task_id=INPUTS_TASK, multiple_outputs=True)
+            def workflow_inputs(params: dict[str, Any] | None = None) -> dict[str, Any]:
+                return {var: (params or {}).get(var) for var in names}
+
+            given: Any = workflow_inputs()
+            inputs = {var: given[var] for var in names}
         outputs = builder.build(template, _Scope(name, inputs))
 
         @task(task_id=OUTPUTS_TASK)

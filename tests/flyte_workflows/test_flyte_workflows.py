@@ -42,7 +42,10 @@ def test_the_dag_s_outputs_are_flytekit_s(
 def test_defaults_come_from_the_launch_plan(
     workflow_dags: Any, flytekit_package: tuple[Path, dict[str, Any]]
 ) -> None:
-    run = _run(workflow_dags, "linear", None)
+    # A fresh DAG object: dag.test(run_conf=...) of an earlier test updates the params of the DAG
+    # object it ran, in this process.
+    fresh = dagtest.load_dag_module(Path(workflow_dags.__file__))
+    run = _run(fresh, "linear", None)
     assert run.state == "success"
     assert plain.encode(run.xcom(OUTPUTS_TASK)) == flytekit_package[1]["linear"]["default_outputs"]
 
