@@ -155,8 +155,17 @@ class Takeover:
 
     @classmethod
     def start(cls, stack: AirflowStack) -> Takeover:
-        """Start ``triggerer-b`` beside the stack's triggerer and wait for its job."""
-        before = {job["id"] for job in stack.client.alive_jobs("TriggererJob")}
+        """Start ``triggerer-b`` beside the stack's triggerer and wait for its job.
+
+        A ``triggerer-b`` left by an earlier scenario that failed half-way is stopped first, and the
+        stack's own triggerer must be alive (a heartbeat late under load reads as no job at all)."""
+        if "triggerer-b" in stack.procs:
+            stack.kill_component("triggerer-b")
+        before = wait_until(
+            lambda: {job["id"] for job in stack.client.alive_jobs("TriggererJob")} or None,
+            60,
+            "the stack's own triggerer's job",
+        )
         stack.start_component("triggerer-b", "triggerer")
         new = wait_until(
             lambda: (
