@@ -12,7 +12,7 @@ Each node of the workflow becomes Airflow tasks, and each binding an argument:
   node), then a task collecting the elements' outputs in order;
 * a **binding** -> the value it holds: a literal constant as its Python value, a promise as the
   upstream task's XCom (``op.output[var]``), a collection or map of them as a list or dict;
-* the workflow's **inputs** -> DAG params (with the launch plan's defaults), which the
+* the workflow's **inputs** -> DAG params (their JSON types, the launch plan's defaults), which the
   ``workflow_inputs`` task hands on as XComs; its **outputs** -> the ``workflow_outputs`` task,
   whose return value is their dict.
 
@@ -271,12 +271,35 @@ def _params(
 
     params = {}
     for name, variable in workflow.interface.inputs.variables.items():
+        schema = _param_schema(variable.type)
         if name in defaults:
             value = to_python(defaults[name], variable.type, path=f"workflow input {name!r} default")
-            params[name] = Param(value if not isinstance(value, dt.datetime) else value.isoformat())
+            value = value.isoformat() if isinstance(value, dt.datetime) else value
+            params[name] = Param(value, **schema)
         else:
-            params[name] = Param(description=f"required input of {workflow.id.name}")
+            params[name] = Param(description=f"required input of {workflow.id.name}", **schema)
     return params
+
+
+_JSON_TYPES = {
+    types_pb2.INTEGER: "integer",
+    types_pb2.FLOAT: "number",
+    types_pb2.STRING: "string",
+    types_pb2.BOOLEAN: "boolean",
+    types_pb2.STRUCT: "object",
+}
+
+
+def _param_schema(literal_type: types_pb2.LiteralType) -> dict[str, Any]:
+    """The JSON-schema ``type`` of a param, so a run's conf is checked when it is triggered."""
+    kind = literal_type.WhichOneof("type")
+    if kind == "simple" and literal_type.simple in _JSON_TYPES:
+        return {"type": _JSON_TYPES[literal_type.simple]}
+    if kind == "collection_type":
+        return {"type": "array"}
+    if kind == "map_value_type":
+        return {"type": "object"}
+    return {}
 
 
 def flyte_workflow_dag(

@@ -62,6 +62,8 @@ def test_the_shape_of_the_dags(workflow_dags: Any) -> None:
     assert type(square).__name__ == "MappedOperator"
     linear = workflow_dags.dag_linear
     assert linear.params["a"] == 3 and linear.params["b"] == 4  # the workflow's defaults
+    assert linear.params.get_param("a").schema["type"] == "integer"
+    assert workflow_dags.dag_mapped.params.get_param("xs").schema["type"] == "array"
     assert linear.get_task("n0_add").retries == 0
     assert workflow_dags.dag_fan_out_in.get_task("n2_square").retries == 2  # from the node's metadata
 
