@@ -111,7 +111,7 @@ async def prepare(spec: StartSpec, store: DataStore) -> Prepared:
         get_executor_class(spec.executor_id)
         template = await spec.load_template(store)
         inputs = submission.typed_inputs(template, spec.inputs)
-        await submission.check_input_data(inputs)  # a file or dataset input that is not there
+        await submission.check_input_data(store, inputs)  # a file or dataset input that is not there
         limits = {"requests": dict(spec.requests), "limits": dict(spec.limits)}
         overrides = TaskOverrides(
             resources=resources_from_mapping(limits, where=spec.task_id),

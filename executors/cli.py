@@ -115,7 +115,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     values = {k: _json_or_text(v) for k, v in _pairs(args.input, "--input").items()}
     inputs = submission.typed_inputs(template, values)
-    await submission.check_input_data(inputs)
+    await submission.check_input_data(store, inputs)
 
     run_name = f"cli-{uuid.uuid4().hex[:8]}"
     ident = identifier_pb2.TaskExecutionIdentifier()

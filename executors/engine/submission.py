@@ -34,27 +34,26 @@ MAX_CHECKED_DATA_INPUTS = 64
 thousands of files would cost as many requests to the store before the start)."""
 
 
-def _exists(uri: str) -> bool | None:
+async def _exists(store: DataStore, uri: str) -> bool | None:
     """Whether something is at ``uri``; ``None`` when this process cannot tell (no filesystem for
     its scheme here, no credentials, the store down): the task itself will then find out."""
-    import fsspec
-
     try:
-        fs, path = fsspec.core.url_to_fs(uri)
-        return bool(fs.exists(path))
-    except Exception:
+        return await store.exists(uri)
+    except Exception:  # any failure to look is "cannot tell", never a verdict
         return None
 
 
-async def check_input_data(inputs: literals_pb2.LiteralMap) -> None:
+async def check_input_data(store: DataStore, inputs: literals_pb2.LiteralMap) -> None:
     """Raise :class:`~executors.core.errors.InputDataNotFoundError` naming the first file, directory
     or dataset input (of the first :data:`MAX_CHECKED_DATA_INPUTS`) whose URI holds nothing.
 
-    The lookups run in threads, all at once: the caller may be the triggerer's event loop."""
+    Looked up through ``store`` (its storage options; and an answer only when it could look:
+    fsspec's own ``exists`` says False for a store it failed to reach), all at once and without
+    blocking: the caller may be the triggerer's event loop."""
     found = data_references(inputs, "input")[:MAX_CHECKED_DATA_INPUTS]
     if not found:
         return
-    answers = await asyncio.gather(*(asyncio.to_thread(_exists, ref.uri) for ref in found))
+    answers = await asyncio.gather(*(_exists(store, ref.uri) for ref in found))
     for ref, exists in zip(found, answers, strict=True):
         if exists is False:
             raise InputDataNotFoundError(ref.where, ref.uri)
