@@ -113,13 +113,13 @@ def write_dataframe(
 ) -> dict[str, Any]:
     """Write ``value`` as parquet under ``prefix`` (a new folder holding :data:`DATASET_FILE`) and
     return its reference. The declared columns must be there; the reference states them."""
-    import fsspec
+    from executors.data.storage import DataStore
 
     pa, pq = _import("pyarrow"), _import("pyarrow.parquet")
     table = value if dataframe_kind(type(value)) == "arrow" else pa.Table.from_pandas(value)
     _check_columns([str(name) for name in table.column_names], [c.name for c in declared.columns], path)
     uri = f"{prefix.rstrip('/')}/{uuid.uuid4().hex}"
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = DataStore().filesystem(uri)
     fs.makedirs(root, exist_ok=True)
     with fs.open(f"{root}/{DATASET_FILE}", "wb") as target:
         pq.write_table(table, target)
@@ -151,10 +151,10 @@ def read_dataframe(
     ``pyarrow.Table`` (``"arrow"``): parquet, or CSV when the reference says so. Raises
     :class:`LiteralConversionError` naming ``path`` and the URI when nothing is there, or the
     column of ``columns`` (the declared ones) a dataset lacks."""
-    import fsspec
+    from executors.data.storage import DataStore
 
     uri, data_format = str(reference["uri"]), str(reference.get("format") or PARQUET)
-    fs, root = fsspec.core.url_to_fs(uri)
+    fs, root = DataStore().filesystem(uri)
     files = _dataset_files(fs, root) if fs.exists(root) else []
     if not files:
         raise LiteralConversionError(path, "a dataset that exists", f"nothing at {uri}")

@@ -76,9 +76,9 @@ class _Reference(os.PathLike[str]):
         return self.path
 
     def _filesystem(self) -> tuple[Any, str]:
-        import fsspec
+        from executors.data.storage import DataStore
 
-        fs, path = fsspec.core.url_to_fs(self._uri)
+        fs, path = DataStore().filesystem(self._uri)
         return fs, str(path)
 
     def _download(self) -> str:
@@ -144,7 +144,7 @@ class Directory(_Reference):
 def upload(value: File | Directory, prefix: str) -> str:
     """Upload a local file or folder under ``prefix`` (a new random folder, flytekit's layout) and
     return its URI; a remote one is not copied. Raises ``FileNotFoundError`` naming the path."""
-    import fsspec
+    from executors.data.storage import DataStore
 
     if value.remote:
         return value.uri
@@ -153,7 +153,7 @@ def upload(value: File | Directory, prefix: str) -> str:
         what = "folder" if isinstance(value, Directory) else "file"
         raise FileNotFoundError(f"no {what} at {source}")
     target = f"{prefix.rstrip('/')}/{uuid.uuid4().hex}"
-    fs, root = fsspec.core.url_to_fs(target)
+    fs, root = DataStore().filesystem(target)
     if isinstance(value, File):
         fs.makedirs(root, exist_ok=True)
         fs.put_file(str(source), f"{root}/{source.name}")

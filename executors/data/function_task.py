@@ -124,11 +124,10 @@ def value_descriptor(tp: Any) -> dict[str, Any] | None:
     if frame is not None:
         declared = dataset_literal_type(tp, path="", column_type=literal_type_from_python)
         return {"dataframe": frame, "columns": [c.name for c in declared.structured_dataset_type.columns]}
-    base = typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
-    if base is File or base is Directory:
-        return {"file" if base is File else "directory": True}
-    if typing.get_origin(tp) is typing.Annotated:
+    if typing.get_origin(tp) is typing.Annotated:  # its metadata matters only to a DataFrame
         return value_descriptor(typing.get_args(tp)[0])
+    if tp is File or tp is Directory:
+        return {"file" if tp is File else "directory": True}
     scalar = _SCALAR_DESCRIPTORS.get(tp) if isinstance(tp, type) else None
     if scalar:
         return {scalar: True}

@@ -31,7 +31,8 @@ __all__ = ["offload_outputs"]
 def offload_outputs(
     values: Mapping[str, Any], outputs: interface_pb2.VariableMap, raw_prefix: str
 ) -> dict[str, Any]:
-    """``values`` with each DataFrame written under ``raw_prefix`` and replaced by its reference."""
+    """``values`` with each DataFrame, file and directory written under ``raw_prefix`` and replaced
+    by its reference (a DataFrame's ``{"uri", "format", "columns"}``, a file's or directory's URI)."""
     return {
         name: _offload(value, outputs.variables[name].type, raw_prefix, f"output {name!r}")
         if name in outputs.variables
@@ -52,13 +53,13 @@ def _offload(value: Any, literal_type: types_pb2.LiteralType, prefix: str, path:
     if kind == "map_value_type" and isinstance(value, Mapping):
         entry = literal_type.map_value_type
         return {key: _offload(item, entry, prefix, f"{path}[{key!r}]") for key, item in value.items()}
-    if kind == "union_type" and is_dataframe(value):
+    if kind == "union_type":
+        # The variant that can hold it: a dataset for a DataFrame, a blob for a File / Directory.
+        wanted = "structured_dataset_type" if is_dataframe(value) else "blob"
+        if wanted == "blob" and not isinstance(value, (File, Directory)):
+            return value
         for variant in literal_type.union_type.variants:
-            if variant.WhichOneof("type") == "structured_dataset_type":
-                return _offload(value, variant, prefix, path)
-    if kind == "union_type" and isinstance(value, (File, Directory)):
-        for variant in literal_type.union_type.variants:
-            if variant.WhichOneof("type") == "blob":
+            if variant.WhichOneof("type") == wanted:
                 return _offload(value, variant, prefix, path)
     return value
 
