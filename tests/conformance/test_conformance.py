@@ -285,17 +285,23 @@ def test_chain_executor_task_into_flytekit(local_run: ConformanceRun, corpus: Co
     assert_conforms(local_run.cases["chain_summarize"], corpus.expected("chain_summarize"))
 
 
+def _middle_output(run: Any, upstream: str, middle: str) -> Any:
+    """The XCom of the ``@task.executor`` task ``middle`` of a chain, after checking that the
+    flytekit task ``upstream`` feeding it succeeded and ``middle`` succeeded on its first try."""
+    assert run.task(upstream).state == "success", (
+        f"the flytekit upstream failed: see test_case[local-{upstream}]"
+    )
+    failures = [str(c.exception)[:3000] for c in run.callbacks_of(middle)]
+    assert run.task(middle) == TaskResult("success", 1), failures
+    return run.xcom(middle)
+
+
 def test_chain_dataclass_through_executor_task(local_run: ConformanceRun, corpus: Corpus) -> None:
     """flytekit's nested dataclass output reaches a ``@task.executor`` function as instances of the
     DAG file's own ``Shape`` and ``Point``; the ``Shape`` it returns is the input flytekit's local
     execution of ``dataclass_chain`` used, and that flytekit task conforms."""
-    run = local_run.run
-    assert run.task("nested_dataclass").state == "success", (
-        "the flytekit upstream failed: see test_case[local-nested_dataclass]"
-    )
-    failures = [str(c.exception)[:3000] for c in run.callbacks_of(CHAIN_RESHAPE)]
-    assert run.task(CHAIN_RESHAPE) == TaskResult("success", 1), failures
-    assert run.xcom(CHAIN_RESHAPE) == plain.decode(corpus.index["dataclass_chain"]["inputs"])["s"]
+    reshaped = _middle_output(local_run.run, "nested_dataclass", CHAIN_RESHAPE)
+    assert reshaped == plain.decode(corpus.index["dataclass_chain"]["inputs"])["s"]
     assert_conforms(local_run.cases["dataclass_chain"], corpus.expected("dataclass_chain"))
 
 
@@ -303,17 +309,11 @@ def test_chain_files_through_executor_tasks(local_run: ConformanceRun, corpus: C
     """flytekit's FlyteFile and FlyteDirectory reach ``@task.executor`` functions as ``File`` and
     ``Directory``; what they write and return is uploaded under the raw output prefix (a URI in
     XCom, never the bytes) and read by flytekit's ``t_file_in`` / ``t_dir_in``, which conform."""
-    run = local_run.run
     for upstream, middle, chain in (
         ("file_out", CHAIN_SHOUT, "file_chain"),
         ("dir_out", CHAIN_INDEX, "dir_chain"),
     ):
-        assert run.task(upstream).state == "success", (
-            f"the flytekit upstream failed: see test_case[local-{upstream}]"
-        )
-        failures = [str(c.exception)[:3000] for c in run.callbacks_of(middle)]
-        assert run.task(middle) == TaskResult("success", 1), failures
-        uri = run.xcom(middle)
+        uri = _middle_output(local_run.run, upstream, middle)
         assert isinstance(uri, str) and "/raw/" in uri, uri
         assert_conforms(local_run.cases[chain], corpus.expected(chain))
 
@@ -322,17 +322,11 @@ def test_chain_dataframes_through_executor_tasks(local_run: ConformanceRun, corp
     """flytekit's CSV dataset read as a pandas DataFrame and its parquet one as a pyarrow Table by
     ``@task.executor`` functions; what they return (parquet, laid out as flytekit lays it) is read by
     flytekit's ``t_df_in``, which conforms: the same rows, columns and sum as its local execution."""
-    run = local_run.run
     for upstream, middle, chain in (
         ("df_csv_out", CHAIN_ENRICH, "frame_chain"),
         ("df_out", CHAIN_ARROW, "arrow_chain"),
     ):
-        assert run.task(upstream).state == "success", (
-            f"the flytekit upstream failed: see test_case[local-{upstream}]"
-        )
-        failures = [str(c.exception)[:3000] for c in run.callbacks_of(middle)]
-        assert run.task(middle) == TaskResult("success", 1), failures
-        reference = run.xcom(middle)
+        reference = _middle_output(local_run.run, upstream, middle)
         assert set(reference) == {"uri", "format", "columns"} and reference["format"] == "parquet", reference
         assert_conforms(local_run.cases[chain], corpus.expected(chain))
 
