@@ -68,6 +68,18 @@ def test_the_shape_of_the_dags(workflow_dags: Any) -> None:
     assert workflow_dags.dag_fan_out_in.get_task("n2_square").retries == 2  # from the node's metadata
 
 
+def test_a_cached_task_node_is_answered_by_the_catalog(workflow_dags: Any) -> None:
+    """``describe`` is ``cache=True, cache_version="1"`` in flytekit: the second run with the same
+    inputs gets its output from our catalog (its template's metadata says so)."""
+    conf = {"a": 20, "b": 1}
+    statuses = []
+    for _ in range(2):
+        run = _run(workflow_dags, "linear", conf)
+        assert run.state == "success" and run.xcom(OUTPUTS_TASK) == {"o0": "doubled sum=42"}
+        statuses.append(run.xcom("n2_describe", "cache_status"))
+    assert statuses[1] == "CACHE_HIT" and statuses[0] in ("CACHE_POPULATED", "CACHE_HIT"), statuses
+
+
 def test_a_map_task_runs_each_element_once(workflow_dags: Any) -> None:
     run = _run(workflow_dags, "mapped", {"xs": [5, 6, 7, 8, 9]})
     assert run.state == "success"

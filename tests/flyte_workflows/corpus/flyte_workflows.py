@@ -26,7 +26,7 @@ def double(x: int) -> int:
     return 2 * x
 
 
-@flytekit.task
+@flytekit.task(cache=True, cache_version="1")
 def describe(x: int, label: str) -> str:
     return f"{label}={x}"
 
